@@ -1,0 +1,1 @@
+"""Shared building blocks that several method plugins import (one place, no copies)."""

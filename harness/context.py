@@ -1,0 +1,86 @@
+"""The per-cell context handed to every stage hook."""
+from __future__ import annotations
+
+import random
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from .api import ScoreResult
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class Context:
+    """What a plugin may use while running one cell.
+
+    ``report`` is how training tells the harness about per-epoch values: they are logged
+    to MLflow, and the tuner may register a callback there to prune a trial.
+    """
+
+    registry: Any
+    seed: int
+    metrics: list[str]
+    valid_metric: str
+    device: torch.device = field(default_factory=default_device)
+    workdir: Path = Path(".bench_cache/cells")
+    cache_dir: Path = Path(".bench_cache")
+    cell: Any = None
+    eval_chunk_size: int = 1024
+    log_metrics: Callable[[dict[str, float], Optional[int]], None] = lambda m, step=None: None
+    on_report: list[Callable[[str, float, int], None]] = field(default_factory=list)
+
+    @property
+    def hook(self):
+        return self.registry.pm.hook
+
+    _rngs: dict = field(default_factory=dict, repr=False)
+
+    def rng(self, stream: str) -> torch.Generator:
+        """A persistent torch RNG for one named stream (e.g. "sampler.uniform"),
+        derived from the cell's seed, so adding a stream never shifts another's draws."""
+        if stream not in self._rngs:
+            self._rngs[stream] = torch.Generator().manual_seed(
+                (self.seed * 1_000_003 + zlib.crc32(stream.encode())) % (2**63))
+        return self._rngs[stream]
+
+    # -- stage helpers a plugin calls ------------------------------------------------------
+    def sample_negatives(self, sampler: str, params: dict, users: torch.Tensor,
+                         pos_items: torch.Tensor, model: Any, dataset: Any) -> torch.Tensor:
+        out = self.hook.bench_sample_negatives(sampler=sampler, params=params, users=users,
+                                               pos_items=pos_items, model=model,
+                                               dataset=dataset, ctx=self)
+        if out is None:
+            known = ", ".join(sorted(self.registry.catalogue.samplers))
+            raise KeyError(f"no plugin provides negative sampler '{sampler}' (known: {known}).")
+        return out
+
+    def score(self, model: Any, dataset: Any, part: str, metrics: list[str]) -> ScoreResult:
+        result = self.hook.bench_score(model=model, dataset=dataset, part=part,
+                                       metrics=metrics, ctx=self)
+        if result is None:
+            raise RuntimeError(f"no plugin can score a '{dataset.task}' model of type "
+                               f"{type(model).__name__}.")
+        return result
+
+    def validate(self, model: Any, dataset: Any) -> float:
+        """The suite's validation metric on the validation split (never test)."""
+        return self.score(model, dataset, "valid", [self.valid_metric]).metrics[self.valid_metric]
+
+    def report(self, name: str, value: float, step: int) -> None:
+        self.log_metrics({name: value}, step)
+        for callback in self.on_report:
+            callback(name, value, step)

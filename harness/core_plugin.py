@@ -1,0 +1,96 @@
+"""The harness's own plugin: built-in datasets, ranx metrics and the full-ranking scorer.
+
+It is registered like any other plugin (first, so third-party scorers can answer before
+the default, which is ``trylast``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .api import BenchError, DatasetSpec, MetricSpec
+from .hookspecs import hookimpl
+from .scoring import RANX_METRICS, score_ranking
+
+RANKING_TASKS = ("topk", "sequential", "signed")
+
+
+class _ML100kParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+
+
+class _AtomicParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    name: str | None = None
+
+
+class _SyntheticParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n_users: int = 200
+    n_items: int = 300
+    n_interactions: int = 6000
+    rank: int = 8
+    popularity_exponent: float = 1.0
+    seed: int = 0
+
+
+def _params(model: type[BaseModel], params: dict, dataset: str) -> BaseModel:
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise BenchError(f"dataset '{dataset}' params.{'.'.join(map(str, err['loc']))}: "
+                         f"{err['msg']} (allowed: {', '.join(model.model_fields)}).") from None
+
+
+@hookimpl
+def bench_register_datasets():
+    return [
+        DatasetSpec("ml-100k", RANKING_TASKS,
+                    "MovieLens-100k (943 users, 1682 items, 100k ratings, user/item side info); "
+                    "params: path | url+sha256 (default: the RecBole 1.2.1 wheel's atomic files)"),
+        DatasetSpec("atomic", RANKING_TASKS,
+                    "any RecBole atomic-file folder; params: path, name"),
+        DatasetSpec("synthetic", RANKING_TASKS,
+                    "planted low-rank preferences with power-law popularity; params: n_users, "
+                    "n_items, n_interactions, rank, popularity_exponent, seed"),
+    ]
+
+
+@hookimpl
+def bench_load_dataset(name: str, params: dict):
+    from .data import sources, synthetic
+
+    if name == "ml-100k":
+        return sources.load_ml100k(**_params(_ML100kParams, params, name).model_dump())
+    if name == "atomic":
+        p = _params(_AtomicParams, params, name)
+        root = Path(p.path)
+        return sources.load_local(root, p.name or root.name)
+    if name == "synthetic":
+        return synthetic.generate(**_params(_SyntheticParams, params, name).model_dump())
+    return None
+
+
+@hookimpl
+def bench_register_metrics():
+    descriptions = {
+        "ndcg": "normalised discounted cumulative gain", "recall": "share of relevant items retrieved",
+        "hit_rate": "share of users with at least one hit", "mrr": "mean reciprocal rank",
+        "precision": "share of retrieved items that are relevant", "map": "mean average precision",
+    }
+    return [MetricSpec(m, RANKING_TASKS, ranx=True, needs_cutoff=(m != "mrr"),
+                       description=descriptions[m] + " (ranx)") for m in RANX_METRICS]
+
+
+@hookimpl(trylast=True)
+def bench_score(model, dataset, part, metrics, ctx):
+    if dataset.task not in RANKING_TASKS or not hasattr(model, "score"):
+        return None
+    return score_ranking(model, dataset, part, metrics, ctx.registry.catalogue.metrics,
+                         chunk_size=ctx.eval_chunk_size, device=ctx.device)

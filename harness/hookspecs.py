@@ -1,0 +1,117 @@
+"""The plugin API of bench: every hook a plugin may implement.
+
+Hooks are called with keyword arguments only, so an implementation may accept any
+subset of a spec's arguments (pluggy's opt-in arguments) and specs can grow without
+breaking plugins. Stage hooks are ``firstresult``: the runner asks every plugin, and
+the plugin that owns the named method/dataset/sampler answers; the others return
+``None``. Registration hooks are 1:N: every plugin adds to the catalogue.
+
+Stages, in the order the runner calls them for one cell:
+
+1. data loading   ``bench_load_dataset``     raw interactions (the harness splits them)
+2. training       ``bench_train``            a fitted model; it may call sampling
+3. sampling       ``bench_sample_negatives`` training negatives (called from training)
+4. alignment      ``bench_align``            an aligned policy (LLM methods)
+5. augmentation   ``bench_augment``          augmented inputs at test time (TTA)
+6. scoring        ``bench_score``            metric values (ranking by default)
+
+plus the observers ``bench_on_cell_start`` / ``bench_on_cell_end``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+PROJECT = "bench"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --- registration (1:N) ----------------------------------------------------------------
+
+@hookspec
+def bench_register_datasets() -> list[Any]:
+    """Return :class:`harness.api.DatasetSpec` objects this plugin can load."""
+
+
+@hookspec
+def bench_register_methods() -> list[Any]:
+    """Return :class:`harness.api.MethodSpec` objects this plugin can train."""
+
+
+@hookspec
+def bench_register_samplers() -> list[Any]:
+    """Return :class:`harness.api.SamplerSpec` objects (training negative samplers)."""
+
+
+@hookspec
+def bench_register_metrics() -> list[Any]:
+    """Return :class:`harness.api.MetricSpec` objects (names usable in a suite's ``metrics``)."""
+
+
+# --- stages (firstresult: the owner answers, everyone else returns None) ------------------
+
+@hookspec(firstresult=True)
+def bench_load_dataset(name: str, params: dict, ctx: Any) -> Any:
+    """Load dataset ``name`` as :class:`harness.data.Interactions`.
+
+    Return ``None`` if ``name`` is not yours. The harness applies preprocessing and the
+    suite's split protocol afterwards, so that every method sees the same frozen split.
+    """
+
+
+@hookspec(firstresult=True)
+def bench_train(method: str, params: dict, dataset: Any, ctx: Any) -> Any:
+    """Fit method ``method`` on ``dataset`` (a :class:`harness.data.Dataset`).
+
+    Return a fitted model (for ranking tasks: an object with
+    ``score(users: LongTensor) -> FloatTensor[len(users), n_items]``), or ``None`` if the
+    method is not yours. Select epochs on validation only (``ctx.validate``).
+    """
+
+
+@hookspec(firstresult=True)
+def bench_sample_negatives(sampler: str, params: dict, users: Any, pos_items: Any,
+                           model: Any, dataset: Any, ctx: Any) -> Any:
+    """Draw training negatives for (user, positive) pairs with sampler ``sampler``.
+
+    ``users``/``pos_items`` are LongTensors of equal length. Return a LongTensor of
+    item ids shaped ``[len(users)]`` or ``[len(users), n]`` that never contains a
+    training positive of the user, or ``None`` if the sampler is not yours.
+    """
+
+
+@hookspec(firstresult=True)
+def bench_align(method: str, params: dict, policy: Any, dataset: Any, ctx: Any) -> Any:
+    """Align ``policy`` (an LLM with its tokenizer) with method ``method``.
+
+    Return the aligned policy, or ``None`` if the method is not yours.
+    """
+
+
+@hookspec(firstresult=True)
+def bench_augment(operator: str, params: dict, batch: Any, model: Any, ctx: Any) -> Any:
+    """Return augmented copies of ``batch`` made by ``operator`` (test-time or train-time
+    augmentation), or ``None`` if the operator is not yours."""
+
+
+@hookspec(firstresult=True)
+def bench_score(model: Any, dataset: Any, part: str, metrics: list, ctx: Any) -> Any:
+    """Score ``model`` on split ``part`` (``"valid"`` or ``"test"``).
+
+    Return a :class:`harness.api.ScoreResult`, or ``None`` to let a later plugin (the
+    harness's full-ranking scorer runs last) handle the model's task.
+    """
+
+
+# --- observers ---------------------------------------------------------------------------
+
+@hookspec
+def bench_on_cell_start(cell: Any, ctx: Any) -> None:
+    """Called before a cell runs."""
+
+
+@hookspec
+def bench_on_cell_end(cell: Any, ctx: Any, result: Any) -> None:
+    """Called after a cell ran (``result.status`` is ``finished`` or ``failed``)."""

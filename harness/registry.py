@@ -1,0 +1,167 @@
+"""Plugin discovery and the catalogue of methods, datasets, samplers and metrics.
+
+Built-in plugins (``plugins/*``) are found through the ``bench`` entry-point group, the
+same way a third-party distribution's plugins are, so the core never imports a paper.
+``BENCH_DISABLE_PLUGIN_AUTOLOAD=1`` skips entry points (tests register what they need);
+the harness's own core plugin (data sources, ranking scorer, metrics) is always there.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib.metadata as md
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pluggy
+
+from . import hookspecs
+from .api import DatasetSpec, MethodSpec, MetricSpec, PluginError, SamplerSpec
+
+ENTRY_POINT_GROUP = "bench"
+
+
+def closest(name: str, known: Iterable[str]) -> str:
+    """A 'did you mean' suffix for error messages."""
+    matches = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    return f" Did you mean: {', '.join(matches)}?" if matches else ""
+
+
+@dataclass
+class Catalogue:
+    methods: dict[str, MethodSpec] = field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    samplers: dict[str, SamplerSpec] = field(default_factory=dict)
+    metrics: dict[str, MetricSpec] = field(default_factory=dict)
+    owners: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
+
+    def method(self, name: str) -> MethodSpec:
+        return self._get("method", self.methods, name)
+
+    def dataset(self, name: str) -> DatasetSpec:
+        return self._get("dataset", self.datasets, name)
+
+    def sampler(self, name: str) -> SamplerSpec:
+        return self._get("sampler", self.samplers, name)
+
+    def metric(self, name: str) -> MetricSpec:
+        return self._get("metric", self.metrics, name)
+
+    @staticmethod
+    def _get(kind: str, table: dict, name: str):
+        if name not in table:
+            raise KeyError(f"unknown {kind} '{name}'.{closest(name, table)}"
+                           f" Known: {', '.join(sorted(table)) or 'none'}.")
+        return table[name]
+
+
+class Registry:
+    """A pluggy PluginManager plus the catalogue the registration hooks build."""
+
+    def __init__(self, autoload: bool | None = None) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._dists: dict[str, md.Distribution] = {}  # plugin name -> its distribution
+        self.pm.add_hookspecs(hookspecs)
+        from . import core_plugin
+
+        self.register(core_plugin, name="bench.core")
+        if autoload is None:
+            autoload = os.environ.get("BENCH_DISABLE_PLUGIN_AUTOLOAD", "") not in ("1", "true", "yes")
+        if autoload:
+            self.load_entry_points()
+        self._catalogue: Catalogue | None = None
+
+    # -- plugin management ----------------------------------------------------------------
+    def register(self, plugin: Any, name: str | None = None) -> str:
+        label = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        try:
+            registered = self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin '{label}' implements a hook wrongly: {exc}. "
+                              f"See harness/hookspecs.py for the hook signatures.") from None
+        except ValueError as exc:  # already registered under that name
+            raise PluginError(f"plugin '{label}' could not be registered: {exc}") from None
+        unknown = [h for h in dir(plugin) if h.startswith("bench_") and not hasattr(self.pm.hook, h)
+                   and callable(getattr(plugin, h))]
+        if unknown:
+            self.pm.unregister(plugin)
+            raise PluginError(f"plugin '{label}' implements unknown hook(s) {unknown}."
+                              f"{closest(unknown[0], self.hook_names())}")
+        self._catalogue = None
+        return registered
+
+    def unregister(self, name: str) -> None:
+        self.pm.unregister(name=name)
+        self._catalogue = None
+
+    def load_entry_points(self) -> None:
+        for dist in md.distributions():
+            for ep in dist.entry_points:
+                if ep.group != ENTRY_POINT_GROUP or self.pm.get_plugin(ep.name) is not None:
+                    continue
+                if self.pm.is_blocked(ep.name):
+                    continue
+                try:
+                    plugin = ep.load()
+                except Exception as exc:  # a broken third-party plugin must not kill bench
+                    raise PluginError(f"plugin '{ep.name}' from distribution "
+                                      f"'{dist.metadata['name']}' failed to import: "
+                                      f"{type(exc).__name__}: {exc}") from exc
+                self.register(plugin, name=ep.name)
+                self._dists[ep.name] = dist
+
+    def hook_names(self) -> list[str]:
+        return [n for n in dir(self.pm.hook) if n.startswith("bench_")]
+
+    def plugins_info(self) -> list[dict[str, Any]]:
+        rows = []
+        for name, plugin in self.pm.list_name_plugin():
+            dist = self._dists.get(name)
+            hooks = sorted(h.name for h in (self.pm.get_hookcallers(plugin) or []))
+            rows.append({
+                "name": name,
+                "version": dist.version if dist else _harness_version(),
+                "distribution": dist.metadata["name"] if dist else ("bench (core)" if name == "bench.core" else "(registered at runtime)"),
+                "hooks": hooks,
+            })
+        return rows
+
+    # -- catalogue ------------------------------------------------------------------------
+    @property
+    def catalogue(self) -> Catalogue:
+        if self._catalogue is None:
+            self._catalogue = self._build_catalogue()
+        return self._catalogue
+
+    def _build_catalogue(self) -> Catalogue:
+        cat = Catalogue()
+        sections = [
+            ("method", self.pm.hook.bench_register_methods, cat.methods),
+            ("dataset", self.pm.hook.bench_register_datasets, cat.datasets),
+            ("sampler", self.pm.hook.bench_register_samplers, cat.samplers),
+            ("metric", self.pm.hook.bench_register_metrics, cat.metrics),
+        ]
+        for kind, hook, table in sections:
+            for impl in hook.get_hookimpls():
+                for spec in impl.function() or []:
+                    owner = (kind, spec.name)
+                    if spec.name in table:
+                        raise PluginError(f"{kind} '{spec.name}' is registered twice: by plugin "
+                                          f"'{cat.owners[owner]}' and by '{impl.plugin_name}'.")
+                    table[spec.name] = spec
+                    cat.owners[owner] = impl.plugin_name
+        return cat
+
+    def plugin_version(self, kind: str, name: str) -> str:
+        owner = self.catalogue.owners.get((kind, name))
+        dist = self._dists.get(owner or "")
+        if dist is not None:
+            return f"{owner}@{dist.metadata['name']}=={dist.version}"
+        return f"{owner}@bench=={_harness_version()}"
+
+
+def _harness_version() -> str:
+    try:
+        return md.version("bench")
+    except md.PackageNotFoundError:
+        return "0+unknown"

@@ -1,0 +1,166 @@
+"""Runs a suite's cells: shared splits, resume by cell hash, failure isolation, progress."""
+from __future__ import annotations
+
+import json
+import resource
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .api import BenchError
+from .context import Context, default_device, seed_everything
+from .data.dataset import Dataset, split_id_for
+from .data.preprocess import filter_min_rating, kcore
+from .data.splits import SPLITTERS
+from .registry import Registry
+from .scoring import write_trec_run
+from .suite import Cell, DatasetEntry, Suite
+
+CACHE_DIR = Path(".bench_cache")
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    status: str  # finished | failed | skipped
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+    seconds: float = 0.0
+    cell_hash: str = ""
+
+
+def prepare_dataset(entry: DatasetEntry, task: str, registry: Registry,
+                    cache_dir: Path = CACHE_DIR) -> Dataset:
+    """Load, preprocess and split once; the split is materialised under its id."""
+    raw = registry.pm.hook.bench_load_dataset(name=entry.name, params=dict(entry.params), ctx=None)
+    if raw is None:
+        raise BenchError(f"no plugin loaded dataset '{entry.name}'.")
+    data = kcore(filter_min_rating(raw, entry.preprocess.min_rating), entry.preprocess.kcore)
+    split = entry.split
+    split_id = split_id_for(data, entry.name, entry.preprocess.model_dump(), split.model_dump())
+    path = cache_dir / "splits" / f"{split_id}.npz"
+    if path.exists():
+        stored = np.load(path)
+        train, valid, test = stored["train"], stored["valid"], stored["test"]
+    else:
+        train, valid, test = SPLITTERS[split.strategy](data, **split.kwargs())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, train=train, valid=valid, test=test)
+    ds = Dataset(entry.key, task, data, train, valid, test, split_id,
+                 protocol={"split": split.model_dump(), "preprocess": entry.preprocess.model_dump()})
+    ds.diagnostics = {"n_users": data.n_users, "n_items": data.n_items, "n_train": len(train),
+                      "n_valid": len(valid), "n_test": len(test),
+                      "test_users": int(len(np.unique(data.user[test])))}
+    return ds
+
+
+def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
+             cache_dir: Path = CACHE_DIR, setup: Optional[Callable[[Context], None]] = None
+             ) -> tuple[dict[str, float], Any, Context]:
+    """Train and test one cell; returns (test metrics, ScoreResult, context). Raises on failure."""
+    seed_everything(cell.seed)
+    ctx = Context(registry=registry, seed=cell.seed, metrics=list(cell.metrics),
+                  valid_metric=cell.valid_metric, device=default_device(), cell=cell,
+                  cache_dir=cache_dir, workdir=cache_dir / "cells",
+                  log_metrics=(log.metrics if log else (lambda m, step=None: None)))
+    if setup:
+        setup(ctx)
+    hook = registry.pm.hook
+    hook.bench_on_cell_start(cell=cell, ctx=ctx)
+    t0 = time.perf_counter()
+    model = hook.bench_train(method=cell.method.name, params=dict(cell.method_params),
+                             dataset=dataset, ctx=ctx)
+    if model is None:
+        raise BenchError(f"no plugin trained method '{cell.method.name}'.")
+    train_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    result = ctx.score(model, dataset, "test", list(cell.metrics))
+    eval_s = time.perf_counter() - t1
+    metrics = dict(result.metrics)
+    timing = {"train_seconds": train_s, "eval_seconds": eval_s,
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    history = getattr(model, "history", None) or {}
+    timing.update({k: float(v) for k, v in history.items() if isinstance(v, (int, float))})
+    if log:
+        log.metrics({**metrics, **timing})
+        log.json(result.per_user, "per_user_metrics.json")
+        if result.topk is not None:
+            users, items, valid = result.topk
+            with log.tmpdir() as tmp:
+                run_file = Path(tmp) / "run.trec"
+                write_trec_run(run_file, users, items, valid, dataset, cell.method.key)
+                log.file(run_file)
+    return {**metrics, **timing}, result, ctx
+
+
+def run_suite(suite: Suite, cells: list[Cell], registry: Registry, *, force: bool = False,
+              tracking_uri: Optional[str] = None, progress: Any = None,
+              cache_dir: Path = CACHE_DIR) -> list[CellResult]:
+    """Run every cell; a failing cell is recorded and the grid goes on."""
+    from .tracking import HASH_TAG, STATUS_TAG, Tracker
+
+    tracker = Tracker(tracking_uri or suite.tracking.uri, suite.suite)
+    done = {} if force else tracker.finished_cells()
+    datasets: dict[str, Any] = {}
+    results: list[CellResult] = []
+    task = progress.add_task(f"suite {suite.suite}", total=len(cells)) if progress else None
+    stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    with tracker.parent_run(f"{suite.suite} @ {stamp}", {"bench.suite": suite.suite}):
+        for cell in cells:
+            if progress:
+                progress.update(task, description=cell.label)
+            key = cell.dataset.key
+            if key not in datasets:
+                try:
+                    datasets[key] = prepare_dataset(cell.dataset, cell.task, registry, cache_dir)
+                except Exception as exc:  # every cell of this dataset fails, the rest goes on
+                    datasets[key] = exc
+            results.append(_run_one(cell, datasets[key], registry, tracker, done, cache_dir,
+                                    HASH_TAG, STATUS_TAG))
+            if progress:
+                progress.advance(task)
+    return results
+
+
+def _run_one(cell, dataset, registry, tracker, done, cache_dir, hash_tag, status_tag) -> CellResult:
+    plugin = registry.plugin_version("method", cell.method.name)
+    split_id = dataset.split_id if isinstance(dataset, Dataset) else "unavailable"
+    h = cell.content_hash(split_id, plugin)
+    if h in done:
+        return CellResult(cell, "skipped", {k.replace("_at_", "@"): v for k, v in done[h].items()},
+                          cell_hash=h)
+    tags = {hash_tag: h, "bench.method": cell.method.key, "bench.method_name": cell.method.name,
+            "bench.dataset": cell.dataset.key, "bench.seed": str(cell.seed),
+            "bench.split_id": split_id, "bench.task": cell.task, "bench.plugin": plugin,
+            "bench.protocol_id": _protocol_id(cell)}
+    t0 = time.perf_counter()
+    with tracker.cell_run(cell.label, cell.resolved(), tags) as log:
+        try:
+            if isinstance(dataset, Exception):
+                raise dataset
+            log.json(dataset.diagnostics, "split_diagnostics.json")
+            metrics, result, ctx = run_cell(cell, dataset, registry, log, cache_dir)
+            log.tags({status_tag: "finished"})
+            res = CellResult(cell, "finished", metrics, seconds=time.perf_counter() - t0, cell_hash=h)
+            registry.pm.hook.bench_on_cell_end(cell=cell, ctx=ctx, result=res)
+            return res
+        except Exception as exc:  # failure isolation: record and go on
+            tb = traceback.format_exc()
+            log.text(tb, "traceback.txt")
+            log.tags({status_tag: "failed", "bench.error": f"{type(exc).__name__}: {exc}"[:4000]})
+            return CellResult(cell, "failed", error=f"{type(exc).__name__}: {exc}",
+                              seconds=time.perf_counter() - t0, cell_hash=h)
+
+
+def _protocol_id(cell: Cell) -> str:
+    """Evaluation protocol identity: cells are comparable only when this matches."""
+    import hashlib
+
+    proto = {"task": cell.task, "ranking": "full", "exclude": "train+valid", "tie_break": "item_id",
+             "metrics": sorted(cell.metrics), "valid_metric": cell.valid_metric}
+    return hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:10]

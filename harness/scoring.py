@@ -1,0 +1,163 @@
+"""Full-ranking evaluation: chunked top-K in torch, metrics by ranx.
+
+Why this shape: ranx is slow to build runs for many queries and needs string ids, so we
+hand it only the top-K lists (never full score matrices). Ties are broken by item id in
+torch, and ranx sees strictly decreasing scores (K, K-1, ...) so its unstable sort can't
+reorder ties. Results therefore do not depend on the chunk (batch) size.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .api import BenchError, ScoreResult
+
+METRIC_RE = re.compile(r"^(?P<base>[a-z_]+)(@(?P<k>\d+))?$")
+RANX_METRICS = ("ndcg", "recall", "hit_rate", "mrr", "precision", "map")
+
+
+@dataclass(frozen=True)
+class MetricName:
+    base: str
+    k: Optional[int]
+
+    @classmethod
+    def parse(cls, text: str) -> "MetricName":
+        m = METRIC_RE.match(text.strip())
+        if not m:
+            raise BenchError(f"'{text}' is not a metric name (expected e.g. 'ndcg@10' or 'mrr').")
+        return cls(m["base"], int(m["k"]) if m["k"] else None)
+
+    def __str__(self) -> str:
+        return f"{self.base}@{self.k}" if self.k else self.base
+
+
+def mlflow_name(metric: str) -> str:
+    """MLflow metric names cannot contain '@'."""
+    return metric.replace("@", "_at_")
+
+
+def max_cutoff(metrics: Iterable[str], default: int = 10) -> int:
+    ks = [MetricName.parse(m).k for m in metrics]
+    return max([k for k in ks if k] or [default])
+
+
+def topk_with_tiebreak(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k per row, ties broken by the smaller item id, exactly.
+
+    ``torch.topk`` picks arbitrarily among ties, so we take a few spare candidates, order
+    them by (score desc, id asc), and fall back to a full stable sort for the rare rows
+    whose tie block reaches past the spare candidates.
+    """
+    n_items = scores.shape[1]
+    k = min(k, n_items)
+    m = min(n_items, k + 32)
+    vals, idx = torch.topk(scores, m, dim=1)
+    by_id = torch.argsort(idx, dim=1)
+    idx, vals = idx.gather(1, by_id), vals.gather(1, by_id)
+    by_val = torch.argsort(vals, dim=1, descending=True, stable=True)
+    idx, vals = idx.gather(1, by_val)[:, :k], vals.gather(1, by_val)
+    spill = (vals[:, m - 1] == vals[:, k - 1]) if m < n_items else torch.zeros(len(vals), dtype=torch.bool)
+    vals = vals[:, :k]
+    if spill.any():
+        rows = spill.nonzero().ravel()
+        order = torch.argsort(scores[rows], dim=1, descending=True, stable=True)[:, :k]
+        idx[rows] = order
+        vals[rows] = scores[rows].gather(1, order)
+    return vals, idx
+
+
+def full_ranking_topk(model, users: np.ndarray, exclude: sp.csr_matrix, k: int,
+                      chunk_size: int = 1024, device: torch.device | str = "cpu"
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k items per user over all items, with ``exclude``'s items masked.
+
+    Returns (items LongTensor[n, k], valid BoolTensor[n, k]); ``valid`` is False where a
+    user has fewer than k rankable items (those slots hold masked items).
+    """
+    out_items, out_valid = [], []
+    with torch.no_grad():
+        for start in range(0, len(users), chunk_size):
+            chunk = users[start:start + chunk_size]
+            scores = model.score(torch.as_tensor(chunk, dtype=torch.long, device=device))
+            scores = torch.nan_to_num(scores.float(), nan=-torch.inf)
+            rows = exclude[chunk]
+            r = torch.from_numpy(np.repeat(np.arange(len(chunk)), np.diff(rows.indptr)))
+            c = torch.from_numpy(rows.indices.astype(np.int64))
+            scores[r.to(scores.device), c.to(scores.device)] = -torch.inf
+            vals, idx = topk_with_tiebreak(scores, k)
+            out_items.append(idx.cpu())
+            out_valid.append(torch.isfinite(vals).cpu())
+    if not out_items:
+        return torch.empty(0, k, dtype=torch.long), torch.empty(0, k, dtype=torch.bool)
+    return torch.cat(out_items), torch.cat(out_valid)
+
+
+def ranx_evaluate(users: np.ndarray, items: torch.Tensor, valid: torch.Tensor,
+                  truth: sp.csr_matrix, metrics: list[str]
+                  ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Mean and per-user ranx metrics for top-K lists against ``truth`` rows."""
+    from ranx import Qrels, Run, evaluate
+
+    if len(users) == 0:
+        raise BenchError("no user has a ground-truth item in this split; nothing to evaluate.")
+    k = items.shape[1]
+    qrels, run = {}, {}
+    items_np, valid_np = items.numpy(), valid.numpy()
+    for row, u in enumerate(users):
+        q = str(u)
+        qrels[q] = {str(i): 1 for i in truth.indices[truth.indptr[u]:truth.indptr[u + 1]]}
+        ranked = items_np[row][valid_np[row]]
+        run[q] = {str(i): float(k - r) for r, i in enumerate(ranked)}
+        if not run[q]:
+            run[q] = {"__none__": 0.0}  # ranx needs a non-empty list; scores 0 everywhere
+    run_obj = Run.from_dict(run)
+    with warnings.catch_warnings():  # numba's uint64->int64 cast note inside ranx's ndcg
+        warnings.simplefilter("ignore")
+        means = evaluate(Qrels.from_dict(qrels), run_obj, metrics, make_comparable=True)
+    if len(metrics) == 1:
+        means = {metrics[0]: means}
+    per_user = {m: {q: float(v) for q, v in run_obj.scores[m].items()} for m in metrics}
+    return {m: float(v) for m, v in means.items()}, per_user
+
+
+def score_ranking(model, dataset, part: str, metrics: list[str], registry_metrics: dict,
+                  chunk_size: int = 1024, device: torch.device | str = "cpu") -> ScoreResult:
+    """The default scorer for ranking tasks (topk, sequential, signed)."""
+    truth = dataset.matrix(part)
+    users = np.flatnonzero(np.diff(truth.indptr) > 0)
+    k = max_cutoff(metrics)
+    items, valid = full_ranking_topk(model, users, dataset.exclusion_matrix(part), k,
+                                     chunk_size=chunk_size, device=device)
+    ranx_names = [m for m in metrics if registry_metrics[MetricName.parse(m).base].ranx]
+    means, per_user = (ranx_evaluate(users, items, valid, truth, ranx_names)
+                       if ranx_names else ({}, {}))
+    for m in metrics:
+        name = MetricName.parse(m)
+        spec = registry_metrics[name.base]
+        if spec.ranx:
+            continue
+        values = np.asarray(spec.compute(users=users, items=items, valid=valid,
+                                         dataset=dataset, part=part, k=name.k), dtype=float)
+        means[m] = float(values.mean()) if len(values) else float("nan")
+        per_user[m] = {str(u): float(v) for u, v in zip(users, values)}
+    return ScoreResult(metrics=means, per_user=per_user, topk=(users, items, valid))
+
+
+def write_trec_run(path, users: np.ndarray, items: torch.Tensor, valid: torch.Tensor,
+                   dataset, tag: str) -> None:
+    """Top-K lists in TREC run format with the dataset's original ids, so any tool
+    (trec_eval, ranx, pytrec_eval) can recompute the metrics."""
+    k = items.shape[1]
+    u_tok, i_tok = dataset.data.user_tokens, dataset.data.item_tokens
+    with open(path, "w") as f:
+        for row, u in enumerate(users):
+            for rank, (i, ok) in enumerate(zip(items[row].tolist(), valid[row].tolist())):
+                if ok:
+                    f.write(f"{u_tok[u]} Q0 {i_tok[i]} {rank + 1} {k - rank} {tag}\n")

@@ -1,0 +1,250 @@
+"""Suite files: YAML -> validated :class:`Suite` -> list of :class:`Cell`.
+
+Every error names the file, the key path and, for unknown names, the closest known ones;
+YAML is read with the safe loader only (no python tags).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .api import BenchError
+from .data.splits import SPLITTERS
+from .registry import Registry, closest
+from .scoring import MetricName
+
+
+class SuiteError(BenchError):
+    """An invalid suite: nothing has run (exit status 2)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitConfig(_Strict):
+    strategy: str = "random_ratio"
+    ratios: Optional[list[float]] = None
+    seed: int = 2020
+    options: dict[str, Any] = Field(default_factory=dict)  # protocol-specific knobs
+
+    @field_validator("strategy")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in SPLITTERS:
+            raise ValueError(f"unknown split strategy '{v}'.{closest(v, SPLITTERS)} "
+                             f"Known: {', '.join(sorted(SPLITTERS))}")
+        return v
+
+    def kwargs(self) -> dict[str, Any]:
+        kw = dict(self.options, seed=self.seed)
+        if self.ratios is not None:
+            kw["ratios"] = tuple(self.ratios)
+        return kw
+
+
+class PreprocessConfig(_Strict):
+    min_rating: Optional[float] = None
+    kcore: int = 0
+
+
+class DatasetEntry(_Strict):
+    name: str
+    label: Optional[str] = None
+    task: Optional[str] = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class MethodEntry(_Strict):
+    name: str
+    label: Optional[str] = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class TrackingConfig(_Strict):
+    uri: str = "sqlite:///mlflow.db"
+
+
+class Suite(_Strict):
+    suite: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = ""
+    datasets: list[DatasetEntry] = Field(min_length=1)
+    methods: list[MethodEntry] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    metrics: list[str] = Field(default_factory=lambda: ["ndcg@10", "recall@10"], min_length=1)
+    valid_metric: Optional[str] = None
+    baseline: Optional[str] = None
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    tuning: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> "Suite":
+        for kind, entries in (("methods", self.methods), ("datasets", self.datasets)):
+            keys = [e.key for e in entries]
+            dupes = sorted({k for k in keys if keys.count(k) > 1})
+            if dupes:
+                raise ValueError(f"{kind}: '{dupes[0]}' appears twice; give one of them a "
+                                 "distinct `label:`")
+        if self.valid_metric is None:
+            self.valid_metric = self.metrics[0]
+        return self
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: a method on a dataset with a seed."""
+
+    suite: str
+    dataset: DatasetEntry
+    method: MethodEntry
+    seed: int
+    metrics: tuple[str, ...]
+    valid_metric: str
+    task: str
+    method_params: dict  # defaults filled in by the method's parameter model
+
+    @property
+    def label(self) -> str:
+        return f"{self.method.key} | {self.dataset.key} | seed {self.seed}"
+
+    def resolved(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "method": {"name": self.method.name, "label": self.method.key, "params": self.method_params},
+            "dataset": {"name": self.dataset.name, "label": self.dataset.key, "task": self.task,
+                        "params": self.dataset.params,
+                        "preprocess": self.dataset.preprocess.model_dump(),
+                        "split": self.dataset.split.model_dump()},
+            "seed": self.seed,
+            "metrics": list(self.metrics),
+            "valid_metric": self.valid_metric,
+        }
+
+    def content_hash(self, split_id: str, plugin_version: str) -> str:
+        payload = json.dumps({"cell": self.resolved(), "split_id": split_id,
+                              "plugin": plugin_version}, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# --- loading and validation ------------------------------------------------------------------
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def read_yaml(path: Union[str, Path]) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise SuiteError(f"{path}: no such suite file.")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SuiteError(f"{path}{where}: not valid safe YAML: {problem}. Suites are read "
+                         "with the safe loader; python tags such as !!python/object are "
+                         "refused.") from None
+
+
+def load_suite(path: Union[str, Path], registry: Registry) -> tuple[Suite, list[Cell]]:
+    """Parse and fully validate a suite; return it with its expanded cells."""
+    raw = read_yaml(path)
+    return validate_suite(raw, registry, source=str(path))
+
+
+def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tuple[Suite, list[Cell]]:
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{source}: a suite must be a YAML mapping with keys suite, datasets, "
+                         f"methods, seeds, metrics; got {type(raw).__name__}.")
+    try:
+        suite = Suite.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = _loc(err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                parent = Suite if len(err["loc"]) == 1 else None
+                hint = closest(str(err["loc"][-1]), parent.model_fields) if parent else ""
+                msg = f"unknown key.{hint}"
+            lines.append(f"{source}: {key}: {msg}")
+        raise SuiteError("\n".join(lines)) from None
+
+    cat = registry.catalogue
+    problems: list[str] = []
+    for m in suite.metrics + [suite.valid_metric]:
+        try:
+            name = MetricName.parse(m)
+            spec = cat.metric(name.base)
+            if spec.needs_cutoff and name.k is None:
+                problems.append(f"{source}: metrics: '{m}' needs a cutoff, e.g. '{m}@10'.")
+        except (BenchError, KeyError) as exc:
+            problems.append(f"{source}: metrics: {str(exc).strip(chr(34))}")
+    if suite.baseline and suite.baseline not in [m.key for m in suite.methods]:
+        problems.append(f"{source}: baseline: '{suite.baseline}' is not one of the suite's methods."
+                        f"{closest(suite.baseline, [m.key for m in suite.methods])}")
+
+    tasks: dict[str, str] = {}
+    for i, d in enumerate(suite.datasets):
+        try:
+            spec = cat.dataset(d.name)
+        except KeyError as exc:
+            problems.append(f"{source}: datasets[{i}].name: {exc.args[0]}")
+            continue
+        task = d.task or spec.default_task
+        if task not in spec.tasks:
+            problems.append(f"{source}: datasets[{i}].task: dataset '{d.name}' supports "
+                            f"{', '.join(spec.tasks)}, not '{task}'.")
+        tasks[d.key] = task
+
+    resolved_params: dict[str, dict] = {}
+    for i, m in enumerate(suite.methods):
+        try:
+            spec = cat.method(m.name)
+        except KeyError as exc:
+            problems.append(f"{source}: methods[{i}].name: {exc.args[0]}")
+            continue
+        try:
+            resolved_params[m.key] = spec.params.model_validate(m.params).model_dump()
+        except ValidationError as exc:
+            for err in exc.errors():
+                hint = ""
+                if err["type"] == "extra_forbidden":
+                    hint = closest(str(err["loc"][-1]), spec.params.model_fields) or \
+                        f" Known: {', '.join(spec.params.model_fields)}."
+                problems.append(f"{source}: methods[{i}].params.{_loc(err['loc'])}: "
+                                f"{err['msg'].removeprefix('Value error, ')}.{hint}".replace("..", "."))
+        for d in suite.datasets:
+            task = tasks.get(d.key)
+            if task and task not in spec.tasks:
+                problems.append(f"{source}: methods[{i}] '{m.key}' supports tasks "
+                                f"{', '.join(spec.tasks)} but dataset '{d.key}' is a '{task}' task.")
+    if problems:
+        raise SuiteError("\n".join(dict.fromkeys(problems)))
+
+    cells = [Cell(suite.suite, d, m, seed, tuple(suite.metrics), suite.valid_metric,
+                  tasks[d.key], resolved_params[m.key])
+             for d in suite.datasets for m in suite.methods for seed in suite.seeds]
+    return suite, cells
+

@@ -1,0 +1,117 @@
+"""MLflow tracking: experiment per suite, a parent run per invocation, a nested run per cell.
+
+MLflow is imported lazily: it is slow to import and ``bench validate``/``bench ls`` never
+need it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from .scoring import mlflow_name
+
+STATUS_TAG = "bench.status"
+HASH_TAG = "bench.cell_hash"
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
+    return out
+
+
+def git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5).stdout.strip() or "unknown"
+    except Exception:  # no git, not a checkout
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("bench", "torch", "ranx", "mlflow", "optuna", "transformers", "trl", "peft"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+class Tracker:
+    def __init__(self, uri: str, experiment: str) -> None:
+        import logging
+
+        import mlflow
+
+        for name in ("alembic", "mlflow", "mlflow.store.db.utils"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+        self.mlflow = mlflow
+        self.uri = uri
+        mlflow.set_tracking_uri(uri)
+        exp = mlflow.get_experiment_by_name(experiment)
+        self.experiment_id = exp.experiment_id if exp else mlflow.create_experiment(experiment)
+        self.client = mlflow.MlflowClient(uri)
+
+    def finished_cells(self) -> dict[str, dict[str, float]]:
+        """cell hash -> metrics of its latest finished run."""
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{STATUS_TAG}` = 'finished'",
+            order_by=["attributes.start_time ASC"], max_results=50000)
+        return {r.data.tags[HASH_TAG]: dict(r.data.metrics) for r in runs if HASH_TAG in r.data.tags}
+
+    @contextmanager
+    def parent_run(self, name: str, tags: dict[str, str]) -> Iterator[Any]:
+        with self.mlflow.start_run(experiment_id=self.experiment_id, run_name=name,
+                                   tags={**tags, "bench.kind": "invocation", "bench.git_sha": git_sha(),
+                                         **{f"bench.version.{k}": v for k, v in versions().items()}}) as run:
+            yield run
+
+    @contextmanager
+    def cell_run(self, name: str, resolved: dict, tags: dict[str, str]) -> Iterator["CellLog"]:
+        with self.mlflow.start_run(experiment_id=self.experiment_id, run_name=name, nested=True,
+                                   tags={**tags, "bench.kind": "cell", STATUS_TAG: "running"}) as run:
+            params = _flatten(resolved)
+            self.mlflow.log_params({k[:250]: v[:6000] for k, v in params.items()})
+            self.mlflow.log_dict(resolved, "resolved_config.json")
+            yield CellLog(self.mlflow, self.client, run.info.run_id)
+
+
+class CellLog:
+    """Logging handle for one cell's run."""
+
+    def __init__(self, mlflow, client, run_id: str) -> None:
+        self.mlflow, self.client, self.run_id = mlflow, client, run_id
+
+    def metrics(self, values: dict[str, float], step: Optional[int] = None) -> None:
+        clean = {mlflow_name(k): float(v) for k, v in values.items()}
+        self.mlflow.log_metrics(clean, step=step)
+
+    def tags(self, values: dict[str, str]) -> None:
+        self.mlflow.set_tags(values)
+
+    def text(self, content: str, filename: str) -> None:
+        self.mlflow.log_text(content, filename)
+
+    def json(self, content: Any, filename: str) -> None:
+        self.mlflow.log_dict(content, filename)
+
+    def file(self, path: Path, folder: Optional[str] = None) -> None:
+        self.mlflow.log_artifact(str(path), folder)
+
+    def tmpdir(self) -> tempfile.TemporaryDirectory:
+        return tempfile.TemporaryDirectory(prefix="bench-")

@@ -1,0 +1,49 @@
+"""Epoch loop with validation-based early stopping, shared by every trainable method.
+
+The best epoch's weights are restored before test scoring, so selection never sees test.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any, Callable
+
+import torch
+
+from .scoring import mlflow_name
+
+
+def fit(model: torch.nn.Module, train_epoch: Callable[[int], float], dataset: Any, ctx: Any,
+        epochs: int, eval_every: int = 1, patience: int = 5) -> dict[str, Any]:
+    """Run ``train_epoch(epoch) -> mean loss`` up to ``epochs`` times.
+
+    Every ``eval_every`` epochs the model is scored on validation; training stops after
+    ``patience`` evaluations without improvement and the best weights are restored.
+    Returns a small history (best epoch, best value, seconds per epoch).
+    """
+    best_value, best_epoch, best_state, bad = -float("inf"), -1, None, 0
+    seconds = []
+    valid_name = "valid_" + mlflow_name(ctx.valid_metric)
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        model.train()
+        loss = train_epoch(epoch)
+        seconds.append(time.perf_counter() - t0)
+        ctx.log_metrics({"train_loss": float(loss)}, epoch)
+        if (epoch + 1) % eval_every and epoch + 1 != epochs:
+            continue
+        model.eval()
+        value = ctx.validate(model, dataset)
+        ctx.report(valid_name, value, epoch)
+        if value > best_value:
+            best_value, best_epoch, bad = value, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return {"best_epoch": best_epoch, "best_valid": best_value,
+            "epochs_run": len(seconds), "seconds_per_epoch": sum(seconds) / max(len(seconds), 1)}
