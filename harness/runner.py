@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import time
 import traceback
@@ -50,7 +51,9 @@ def prepare_dataset(entry: DatasetEntry, task: str, registry: Registry,
     else:
         train, valid, test = SPLITTERS[split.strategy](data, **split.kwargs())
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, train=train, valid=valid, test=test)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # atomic: parallel runs share the cache
+        np.savez_compressed(tmp, train=train, valid=valid, test=test)
+        os.replace(tmp, path)
     ds = Dataset(entry.key, task, data, train, valid, test, split_id,
                  protocol={"split": split.model_dump(), "preprocess": entry.preprocess.model_dump()})
     ds.diagnostics = {"n_users": data.n_users, "n_items": data.n_items, "n_train": len(train),
