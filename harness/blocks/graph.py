@@ -55,3 +55,60 @@ def propagate(adj: torch.Tensor, ego: torch.Tensor, n_layers: int) -> list[torch
 
 def mean_readout(layers: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(layers, dim=0).mean(dim=0)
+
+
+class LightGCN(torch.nn.Module):
+    """LightGCN (He et al. 2020): ego embeddings propagated over Â, layer-mean readout,
+    BPR with L2 on the ego embeddings of the batch.
+
+    Other graph methods subclass or wrap it (signed, causal, DRO variants) instead of
+    re-implementing propagation.
+    """
+
+    def __init__(self, n_users: int, n_items: int, dim: int, n_layers: int, adj: torch.Tensor) -> None:
+        super().__init__()
+        self.n_users, self.n_items, self.n_layers = n_users, n_items, n_layers
+        self.user = torch.nn.Embedding(n_users, dim)
+        self.item = torch.nn.Embedding(n_items, dim)
+        torch.nn.init.xavier_uniform_(self.user.weight)
+        torch.nn.init.xavier_uniform_(self.item.weight)
+        self.adj = adj
+        self._cache: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+
+    @classmethod
+    def from_dataset(cls, dataset, dim: int = 64, n_layers: int = 3, device="cpu") -> "LightGCN":
+        coo = dataset.train_matrix.tocoo()
+        adj = normalized_adjacency(dataset.n_users, dataset.n_items, coo.row, coo.col, device=device)
+        return cls(dataset.n_users, dataset.n_items, dim, n_layers, adj)
+
+    def ego(self) -> torch.Tensor:
+        return torch.cat([self.user.weight, self.item.weight], dim=0)
+
+    def layer_embeddings(self) -> list[torch.Tensor]:
+        """[E⁰..Eᴸ] over users+items (MixGCF's hop mixing needs every layer)."""
+        return propagate(self.adj, self.ego(), self.n_layers)
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.training and self._cache is not None:
+            return self._cache
+        final = mean_readout(self.layer_embeddings())
+        out = (final[: self.n_users], final[self.n_users:])
+        self._cache = None if self.training else out
+        return out
+
+    def train(self, mode: bool = True) -> "LightGCN":
+        self._cache = None  # weights may change: recompute propagation after training
+        return super().train(mode)
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        u, i = self.embeddings()
+        return u[users] @ i.T
+
+    def pairwise_loss(self, users, pos, neg):
+        from .pairwise import bpr_loss, embedding_l2
+
+        u_all, i_all = self.embeddings()
+        u, p, n = u_all[users], i_all[pos], i_all[neg]
+        pos_s = (u * p).sum(-1)
+        neg_s = (u.unsqueeze(1) * n).sum(-1) if n.dim() == 3 else (u * n).sum(-1)
+        return bpr_loss(pos_s, neg_s), embedding_l2(self.user(users), self.item(pos), self.item(neg))

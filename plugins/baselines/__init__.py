@@ -5,11 +5,16 @@ import torch
 import torch.nn as nn
 
 from harness.api import MethodSpec, SamplerSpec
+from harness.blocks.graph import LightGCN
 from harness.blocks.negatives import uniform_negatives
 from harness.blocks.pairwise import PairwiseParams, bpr_loss, embedding_l2, train_pairwise
 from harness.hookspecs import hookimpl
 
 TASKS = ("topk", "signed")
+
+
+class LightGCNParams(PairwiseParams):
+    n_layers: int = 3
 
 
 class Pop(nn.Module):
@@ -52,6 +57,8 @@ def bench_register_methods():
         MethodSpec("pop", TASKS, "most popular items in training"),
         MethodSpec("bpr_mf", TASKS, "BPR matrix factorisation (Rendle et al. 2009)",
                    params=PairwiseParams, version="1"),
+        MethodSpec("lightgcn", TASKS, "LightGCN (He et al. 2020): layer-mean graph propagation + BPR",
+                   params=LightGCNParams, version="1"),
     ]
 
 
@@ -67,6 +74,11 @@ def bench_train(method, params, dataset, ctx):
     if method == "bpr_mf":
         p = PairwiseParams(**params)
         model = MF(dataset.n_users, dataset.n_items, p.dim)
+        model.history = train_pairwise(model, dataset, ctx, p)
+        return model
+    if method == "lightgcn":
+        p = LightGCNParams(**params)
+        model = LightGCN.from_dataset(dataset, p.dim, p.n_layers, device=ctx.device).to(ctx.device)
         model.history = train_pairwise(model, dataset, ctx, p)
         return model
     return None
