@@ -3,6 +3,7 @@
 Built-in plugins (``plugins/*``) are found through the ``bench`` entry-point group, the
 same way a third-party distribution's plugins are, so the core never imports a paper.
 ``BENCH_DISABLE_PLUGIN_AUTOLOAD=1`` skips entry points (tests register what they need);
+``BENCH_PLUGINS=pkg.mod,other.mod`` registers extra modules by import path;
 the harness's own core plugin (data sources, ranking scorer, metrics) is always there.
 """
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Registry:
     def __init__(self, autoload: bool | None = None) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._dists: dict[str, md.Distribution] = {}  # plugin name -> its distribution
+        self.load_errors: dict[str, str] = {}  # plugin name -> why it was skipped
         self.pm.add_hookspecs(hookspecs)
         from . import core_plugin
 
@@ -69,6 +71,7 @@ class Registry:
             autoload = os.environ.get("BENCH_DISABLE_PLUGIN_AUTOLOAD", "") not in ("1", "true", "yes")
         if autoload:
             self.load_entry_points()
+        self.load_modules(os.environ.get("BENCH_PLUGINS", ""))
         self._catalogue: Catalogue | None = None
 
     # -- plugin management ----------------------------------------------------------------
@@ -77,12 +80,12 @@ class Registry:
         try:
             registered = self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin '{label}' implements a hook wrongly: {exc}. "
+            detail = " ".join(str(exc).split())
+            raise PluginError(f"plugin '{label}' implements a hook wrongly: {detail} "
                               f"See harness/hookspecs.py for the hook signatures.") from None
         except ValueError as exc:  # already registered under that name
             raise PluginError(f"plugin '{label}' could not be registered: {exc}") from None
-        unknown = [h for h in dir(plugin) if h.startswith("bench_") and not hasattr(self.pm.hook, h)
-                   and callable(getattr(plugin, h))]
+        unknown = [hc.name for hc in (self.pm.get_hookcallers(plugin) or []) if hc.spec is None]
         if unknown:
             self.pm.unregister(plugin)
             raise PluginError(f"plugin '{label}' implements unknown hook(s) {unknown}."
@@ -95,23 +98,44 @@ class Registry:
         self._catalogue = None
 
     def load_entry_points(self) -> None:
+        """Register every ``bench`` entry point. A plugin that fails to import or to
+        register is skipped and recorded in ``load_errors`` (the CLI shows it), so one
+        broken third-party plugin never takes the others down."""
         for dist in md.distributions():
             for ep in dist.entry_points:
                 if ep.group != ENTRY_POINT_GROUP or self.pm.get_plugin(ep.name) is not None:
                     continue
                 if self.pm.is_blocked(ep.name):
                     continue
+                where = f"plugin '{ep.name}' (distribution '{dist.metadata['name']}', {ep.value})"
                 try:
                     plugin = ep.load()
-                except Exception as exc:  # a broken third-party plugin must not kill bench
-                    raise PluginError(f"plugin '{ep.name}' from distribution "
-                                      f"'{dist.metadata['name']}' failed to import: "
-                                      f"{type(exc).__name__}: {exc}") from exc
-                self.register(plugin, name=ep.name)
+                    self.register(plugin, name=ep.name)
+                except PluginError as exc:
+                    self.load_errors[ep.name] = f"{where}: {exc}"
+                    continue
+                except Exception as exc:
+                    self.load_errors[ep.name] = (f"{where} failed to import: "
+                                                 f"{type(exc).__name__}: {exc}")
+                    continue
                 self._dists[ep.name] = dist
 
+    def load_modules(self, spec: str) -> None:
+        """Register plugin modules named in ``BENCH_PLUGINS`` (comma-separated import
+        paths): handy for a plugin under development that is not installed yet."""
+        import importlib
+
+        for module in filter(None, (m.strip() for m in spec.split(","))):
+            try:
+                plugin = importlib.import_module(module)
+            except Exception as exc:
+                raise PluginError(f"BENCH_PLUGINS: could not import '{module}': "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            if self.pm.get_plugin(module) is None:
+                self.register(plugin, name=module)
+
     def hook_names(self) -> list[str]:
-        return [n for n in dir(self.pm.hook) if n.startswith("bench_")]
+        return [n for n in dir(hookspecs) if n.startswith("bench_")]
 
     def plugins_info(self) -> list[dict[str, Any]]:
         rows = []

@@ -51,6 +51,15 @@ def versions() -> dict[str, str]:
     return out
 
 
+def absolute_uri(uri: str) -> str:
+    """Pin a relative SQLite store to the current folder (MLflow caches stores by URI
+    string, so a relative one would keep pointing wherever it was first opened)."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/") and ":memory:" not in uri:
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
 class Tracker:
     def __init__(self, uri: str, experiment: str) -> None:
         import logging
@@ -61,6 +70,7 @@ class Tracker:
             logging.getLogger(name).setLevel(logging.WARNING)
 
         self.mlflow = mlflow
+        uri = absolute_uri(uri)
         self.uri = uri
         mlflow.set_tracking_uri(uri)
         exp = mlflow.get_experiment_by_name(experiment)
