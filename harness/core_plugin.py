@@ -90,7 +90,8 @@ def bench_register_metrics():
 
 @hookimpl(trylast=True)
 def bench_score(model, dataset, part, metrics, ctx):
-    if dataset.task not in RANKING_TASKS or not hasattr(model, "score"):
+    if dataset.task not in RANKING_TASKS or not (
+            hasattr(model, "score") or hasattr(model, "score_sequences")):
         return None
     return score_ranking(model, dataset, part, metrics, ctx.registry.catalogue.metrics,
                          chunk_size=ctx.eval_chunk_size, device=ctx.device)

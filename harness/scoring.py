@@ -127,9 +127,29 @@ def ranx_evaluate(users: np.ndarray, items: torch.Tensor, valid: torch.Tensor,
     return {m: float(v) for m, v in means.items()}, per_user
 
 
+class SequenceScorer:
+    """Adapts a sequential model to the per-user ``score(users)`` the ranking loop calls:
+    a user's input is its history before ``part`` (train for valid, train+valid for test),
+    truncated to the model's ``max_len`` and left-padded (harness.blocks.sequence)."""
+
+    def __init__(self, model, dataset, part: str) -> None:
+        from .blocks.sequence import history_tokens
+
+        self.model = model
+        self.tokens = history_tokens(dataset, part, model.max_len)
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        return self.model.score_sequences(self.tokens[users.cpu()].to(users.device))
+
+
 def score_ranking(model, dataset, part: str, metrics: list[str], registry_metrics: dict,
                   chunk_size: int = 1024, device: torch.device | str = "cpu") -> ScoreResult:
-    """The default scorer for ranking tasks (topk, sequential, signed)."""
+    """The default scorer for ranking tasks (topk, sequential, signed).
+
+    For task ``sequential`` a model with ``score_sequences`` is scored from each user's
+    chronological history (see :class:`SequenceScorer`); exclusion is unchanged."""
+    if dataset.task == "sequential" and hasattr(model, "score_sequences"):
+        model = SequenceScorer(model, dataset, part)
     truth = dataset.matrix(part)
     users = np.flatnonzero(np.diff(truth.indptr) > 0)
     k = max_cutoff(metrics)

@@ -104,11 +104,36 @@ class LightGCN(torch.nn.Module):
         u, i = self.embeddings()
         return u[users] @ i.T
 
+    def load_state_dict(self, *args, **kwargs):
+        self._cache = None  # restored weights (best epoch) invalidate the propagation cache
+        return super().load_state_dict(*args, **kwargs)
+
     def pairwise_loss(self, users, pos, neg):
+        """(BPR loss, L2 of the batch's ego embeddings). ``neg`` is item ids ``[B]`` /
+        ``[B, n]``, or MixGCF's :class:`~harness.blocks.negatives.MixedNegatives`."""
+        from .negatives import MixedNegatives
         from .pairwise import bpr_loss, embedding_l2
 
+        if isinstance(neg, MixedNegatives):
+            return self._mixed_pairwise_loss(users, pos, neg)
         u_all, i_all = self.embeddings()
         u, p, n = u_all[users], i_all[pos], i_all[neg]
         pos_s = (u * p).sum(-1)
         neg_s = (u.unsqueeze(1) * n).sum(-1) if n.dim() == 3 else (u * n).sum(-1)
         return bpr_loss(pos_s, neg_s), embedding_l2(self.user(users), self.item(pos), self.item(neg))
+
+    def _mixed_pairwise_loss(self, users, pos, neg):
+        """BPR against MixGCF's synthetic negatives: they are rebuilt from this step's
+        layer embeddings, so the gradient reaches the positive and the candidates."""
+        from .pairwise import bpr_loss, embedding_l2
+
+        layers = self.layer_embeddings()
+        final = mean_readout(layers)
+        u, p = final[users], final[self.n_users + pos]
+        hops = neg.hops([layer[self.n_users:] for layer in layers])   # [B, n, H, d]
+        n = hops.mean(dim=2)
+        neg_s = (u.unsqueeze(1) * n).sum(-1)
+        if neg_s.shape[1] == 1:
+            neg_s = neg_s[:, 0]
+        reg = embedding_l2(self.user(users), self.item(pos), hops[:, :, 0, :].reshape(len(users), -1))
+        return bpr_loss((u * p).sum(-1), neg_s), reg

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..api import Params
+from ..api import BenchError, Params
 from ..training import fit
 
 
@@ -41,10 +41,28 @@ def embedding_l2(*tensors: torch.Tensor) -> torch.Tensor:
     return sum(t.pow(2).sum() for t in tensors) / 2 / n
 
 
+def check_sampler(sampler: str, model: Any, ctx: Any) -> None:
+    """Fail before training when the sampler is unknown or needs something the model
+    lacks (a :class:`SamplerSpec`'s ``requires`` names model attributes, e.g. MixGCF's
+    ``layer_embeddings``), instead of deep inside the first batch."""
+    samplers = ctx.registry.catalogue.samplers
+    if sampler not in samplers:
+        raise BenchError(f"unknown negative sampler '{sampler}' (known: {', '.join(sorted(samplers))}).")
+    missing = [r for r in samplers[sampler].requires if not hasattr(model, r)]
+    if missing:
+        raise BenchError(f"sampler '{sampler}' needs a model with {', '.join(missing)} (a graph "
+                         f"model such as lightgcn); {type(model).__name__} has none.")
+
+
 def train_pairwise(model: torch.nn.Module, dataset: Any, ctx: Any, p: PairwiseParams) -> dict:
+    check_sampler(p.sampler, model, ctx)
     users, items = dataset.train_pairs()
     opt = torch.optim.Adam(model.parameters(), lr=p.lr)
     rng = ctx.rng("train.order")
+    # diagnostic only (never feeds training): how often negatives are held-out positives
+    from ..metrics_beyond import HeldOutPositives
+
+    held, false_neg = HeldOutPositives(dataset), [0, 0]
 
     def epoch(_: int) -> float:
         order = torch.randperm(len(users), generator=rng)
@@ -54,8 +72,11 @@ def train_pairwise(model: torch.nn.Module, dataset: Any, ctx: Any, p: PairwisePa
             u, pos = users[idx], items[idx]
             neg = ctx.sample_negatives(p.sampler, dict(p.sampler_params, n=p.n_negatives),
                                        u, pos, model, dataset)
-            if neg.dim() == 2 and neg.shape[1] == 1:
+            if isinstance(neg, torch.Tensor) and neg.dim() == 2 and neg.shape[1] == 1:
                 neg = neg[:, 0]
+            hits, seen = held.count(u, neg)
+            false_neg[0] += hits
+            false_neg[1] += seen
             loss, reg = model.pairwise_loss(u, pos, neg)
             loss = loss + p.reg_weight * reg
             opt.zero_grad()
@@ -65,5 +86,8 @@ def train_pairwise(model: torch.nn.Module, dataset: Any, ctx: Any, p: PairwisePa
             batches += 1
         return total / max(batches, 1)
 
-    return fit(model, epoch, dataset, ctx, epochs=p.epochs, eval_every=p.eval_every,
-               patience=p.patience)
+    history = fit(model, epoch, dataset, ctx, epochs=p.epochs, eval_every=p.eval_every,
+                  patience=p.patience)
+    if false_neg[1]:
+        history["false_neg_rate"] = false_neg[0] / false_neg[1]
+    return history

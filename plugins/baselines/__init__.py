@@ -1,70 +1,42 @@
-"""Reference baselines: most-popular, BPR matrix factorisation, uniform negatives."""
+"""Reference baselines (the model zoo): most-popular, BPR-MF, LightGCN, SASRec, GRU4Rec,
+and the negative samplers uniform (RNS), popularity, DNS and MixGCF.
+
+Shared maths lives in harness/blocks (graph, pairwise, negatives, sequence); this
+package only registers it and maps suite parameters onto it.
+"""
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
-
-from harness.api import MethodSpec, SamplerSpec
+from harness.api import MethodSpec
 from harness.blocks.graph import LightGCN
-from harness.blocks.negatives import uniform_negatives
-from harness.blocks.pairwise import PairwiseParams, bpr_loss, embedding_l2, train_pairwise
+from harness.blocks.pairwise import train_pairwise
+from harness.blocks.sequence import GRU4Rec, GRU4RecParams, SASRec, SASRecParams, train_next_item
 from harness.hookspecs import hookimpl
 
+from . import samplers
+from .models import MF, BPRMFParams, LightGCNParams, Pop
+
 TASKS = ("topk", "signed")
-
-
-class LightGCNParams(PairwiseParams):
-    n_layers: int = 3
-
-
-class Pop(nn.Module):
-    """Scores every item by its training popularity (ties broken by item id downstream)."""
-
-    def __init__(self, popularity) -> None:
-        super().__init__()
-        self.register_buffer("popularity", torch.as_tensor(popularity, dtype=torch.float32))
-
-    def score(self, users: torch.Tensor) -> torch.Tensor:
-        return self.popularity.unsqueeze(0).expand(len(users), -1).clone()
-
-
-class MF(nn.Module):
-    """Matrix factorisation trained with BPR."""
-
-    def __init__(self, n_users: int, n_items: int, dim: int) -> None:
-        super().__init__()
-        self.user = nn.Embedding(n_users, dim)
-        self.item = nn.Embedding(n_items, dim)
-        nn.init.xavier_normal_(self.user.weight)
-        nn.init.xavier_normal_(self.item.weight)
-
-    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.user.weight, self.item.weight
-
-    def score(self, users: torch.Tensor) -> torch.Tensor:
-        return self.user(users) @ self.item.weight.T
-
-    def pairwise_loss(self, users, pos, neg):
-        u, p, n = self.user(users), self.item(pos), self.item(neg)
-        pos_s = (u * p).sum(-1)
-        neg_s = (u.unsqueeze(1) * n).sum(-1) if n.dim() == 3 else (u * n).sum(-1)
-        return bpr_loss(pos_s, neg_s), embedding_l2(u, p, n)
+SEQ_TASKS = ("sequential",)
 
 
 @hookimpl
 def bench_register_methods():
     return [
-        MethodSpec("pop", TASKS, "most popular items in training"),
-        MethodSpec("bpr_mf", TASKS, "BPR matrix factorisation (Rendle et al. 2009)",
-                   params=PairwiseParams, version="1"),
-        MethodSpec("lightgcn", TASKS, "LightGCN (He et al. 2020): layer-mean graph propagation + BPR",
-                   params=LightGCNParams, version="1"),
+        MethodSpec("pop", TASKS + SEQ_TASKS, "most popular items in training"),
+        MethodSpec("bpr_mf", TASKS, "BPR matrix factorisation (Rendle et al. 2009); any sampler "
+                   "but mixgcf", params=BPRMFParams, version="2"),
+        MethodSpec("lightgcn", TASKS, "LightGCN (He et al. 2020): layer-mean graph propagation + BPR; "
+                   "any sampler", params=LightGCNParams, version="2"),
+        MethodSpec("sasrec", SEQ_TASKS, "SASRec (Kang & McAuley 2018): causal self-attention, "
+                   "next-item CE over all items", params=SASRecParams, version="1"),
+        MethodSpec("gru4rec", SEQ_TASKS, "GRU4Rec (Hidasi et al. 2016): GRU over the history, "
+                   "next-item CE over all items", params=GRU4RecParams, version="1"),
     ]
 
 
 @hookimpl
 def bench_register_samplers():
-    return [SamplerSpec("uniform", "uniform over the user's non-positive items (RNS)")]
+    return list(samplers.SPECS)
 
 
 @hookimpl
@@ -72,8 +44,8 @@ def bench_train(method, params, dataset, ctx):
     if method == "pop":
         return Pop(dataset.item_popularity())
     if method == "bpr_mf":
-        p = PairwiseParams(**params)
-        model = MF(dataset.n_users, dataset.n_items, p.dim)
+        p = BPRMFParams(**params)
+        model = MF(dataset.n_users, dataset.n_items, p.dim).to(ctx.device)
         model.history = train_pairwise(model, dataset, ctx, p)
         return model
     if method == "lightgcn":
@@ -81,12 +53,21 @@ def bench_train(method, params, dataset, ctx):
         model = LightGCN.from_dataset(dataset, p.dim, p.n_layers, device=ctx.device).to(ctx.device)
         model.history = train_pairwise(model, dataset, ctx, p)
         return model
+    if method == "sasrec":
+        p = SASRecParams(**params)
+        model = SASRec(dataset.n_items, p.dim, p.max_len, p.n_layers, p.n_heads, p.inner,
+                       p.dropout, p.attn_dropout).to(ctx.device)
+        model.history = train_next_item(model, dataset, ctx, p)
+        return model
+    if method == "gru4rec":
+        p = GRU4RecParams(**params)
+        model = GRU4Rec(dataset.n_items, p.dim, p.max_len, p.hidden, p.n_layers,
+                        p.dropout).to(ctx.device)
+        model.history = train_next_item(model, dataset, ctx, p)
+        return model
     return None
 
 
 @hookimpl
-def bench_sample_negatives(sampler, params, users, dataset, ctx):
-    if sampler != "uniform":
-        return None
-    return uniform_negatives(dataset.positive_set, users, int(params.get("n", 1)),
-                             ctx.rng("sampler.uniform"))
+def bench_sample_negatives(sampler, params, users, pos_items, model, dataset, ctx):
+    return samplers.sample(sampler, params, users, pos_items, model, dataset, ctx)

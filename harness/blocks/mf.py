@@ -1,0 +1,32 @@
+"""Matrix factorisation trained with BPR: a shared block because several plugins need the
+same MF backbone (the BPR-MF baseline, HNLMRec's MF backbone, ...)."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .pairwise import bpr_loss, embedding_l2
+
+
+class MF(nn.Module):
+    """Matrix factorisation trained with BPR."""
+
+    def __init__(self, n_users: int, n_items: int, dim: int) -> None:
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.user = nn.Embedding(n_users, dim)
+        self.item = nn.Embedding(n_items, dim)
+        nn.init.xavier_normal_(self.user.weight)
+        nn.init.xavier_normal_(self.item.weight)
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.user.weight, self.item.weight
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        return self.user(users) @ self.item.weight.T
+
+    def pairwise_loss(self, users, pos, neg):
+        u, p, n = self.user(users), self.item(pos), self.item(neg)
+        pos_s = (u * p).sum(-1)
+        neg_s = (u.unsqueeze(1) * n).sum(-1) if n.dim() == 3 else (u * n).sum(-1)
+        return bpr_loss(pos_s, neg_s), embedding_l2(u, p, n)

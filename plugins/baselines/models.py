@@ -1,0 +1,55 @@
+"""Non-sequential baseline models and their parameter models."""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn as nn
+from pydantic import model_validator
+
+from harness.blocks.mf import MF  # noqa: F401  (re-export: plugins.baselines.models.MF)
+from harness.blocks.pairwise import PairwiseParams
+
+from .samplers import PARAMS as SAMPLER_PARAMS
+from .samplers import REQUIRES as SAMPLER_REQUIRES
+
+
+class _SamplerChecked(PairwiseParams):
+    """Checks a built-in sampler's params, and that the model provides what the sampler
+    needs, at ``bench validate`` time (third-party samplers are checked at train time)."""
+
+    #: attributes the model class provides (matched against SamplerSpec.requires)
+    provides: ClassVar[tuple[str, ...]] = ("embeddings",)
+
+    @model_validator(mode="after")
+    def _check_sampler(self):
+        if self.sampler in SAMPLER_PARAMS:
+            SAMPLER_PARAMS[self.sampler].model_validate(dict(self.sampler_params, n=self.n_negatives))
+            missing = [r for r in SAMPLER_REQUIRES[self.sampler] if r not in self.provides]
+            if missing:
+                raise ValueError(f"sampler '{self.sampler}' needs a graph model ({', '.join(missing)}); "
+                                 "use it with lightgcn, not with this method")
+        return self
+
+
+class BPRMFParams(_SamplerChecked):
+    pass
+
+
+class LightGCNParams(_SamplerChecked):
+    n_layers: int = 3
+    provides: ClassVar[tuple[str, ...]] = ("embeddings", "layer_embeddings")
+
+
+class Pop(nn.Module):
+    """Scores every item by its training popularity (ties broken by item id downstream)."""
+
+    def __init__(self, popularity) -> None:
+        super().__init__()
+        self.register_buffer("popularity", torch.as_tensor(popularity, dtype=torch.float32))
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        return self.popularity.unsqueeze(0).expand(len(users), -1).clone()
+
+
+# MF moved to harness/blocks/mf.py (shared with HNLMRec); re-exported here.

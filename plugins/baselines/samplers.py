@@ -1,0 +1,85 @@
+"""Negative samplers of the baselines plugin: uniform (RNS), popularity, DNS, MixGCF.
+
+The maths lives in :mod:`harness.blocks.negatives` (shared); this module gives each
+sampler a strict parameter model and a spec, and dispatches the sampling hook.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import Field
+
+from harness.api import BenchError, Params, SamplerSpec
+from harness.blocks.negatives import (dns_negatives, mixgcf_negatives, popularity_negatives,
+                                      popularity_weights, uniform_negatives)
+
+
+class UniformParams(Params):
+    n: int = Field(1, ge=1)
+
+
+class PopularityParams(UniformParams):
+    beta: float = Field(1.0, ge=0.0, description="weights ∝ training degree^beta")
+
+
+class DNSParams(UniformParams):
+    n_candidates: int = Field(32, ge=1, description="M uniform candidates scored per negative")
+
+
+class MixGCFParams(UniformParams):
+    n_candidates: int = Field(32, ge=1, description="M uniform candidates mixed per negative")
+
+
+PARAMS: dict[str, type[Params]] = {"uniform": UniformParams, "popularity": PopularityParams,
+                                   "dns": DNSParams, "mixgcf": MixGCFParams}
+
+SPECS = [
+    SamplerSpec("uniform", "uniform over the user's non-positive items (RNS)"),
+    SamplerSpec("popularity", "non-positives drawn ∝ training degree^beta; params: beta"),
+    SamplerSpec("dns", "dynamic negative sampling: highest-scored of M uniform candidates "
+                       "under the current model; params: n_candidates"),
+    SamplerSpec("mixgcf", "MixGCF: positive mixing + hop mixing over a graph model's layer "
+                          "embeddings; params: n_candidates", requires=("layer_embeddings",)),
+]
+REQUIRES = {s.name: s.requires for s in SPECS}
+
+
+def parse_params(sampler: str, params: dict) -> Params:
+    try:
+        return PARAMS[sampler].model_validate(params)
+    except Exception as exc:  # pydantic ValidationError: name the sampler and the keys
+        raise BenchError(f"sampler '{sampler}' params {params}: {exc}") from None
+
+
+def sample(sampler: str, params: dict, users: torch.Tensor, pos_items: torch.Tensor,
+           model: Any, dataset: Any, ctx: Any) -> Any:
+    """Dispatch one sampling call; ``None`` when the sampler is not ours."""
+    if sampler not in PARAMS:
+        return None
+    p = parse_params(sampler, params)
+    positives, rng = dataset.positive_set, ctx.rng(f"sampler.{sampler}")
+    if sampler == "uniform":
+        return uniform_negatives(positives, users, p.n, rng)
+    if sampler == "popularity":
+        cache = dataset.__dict__.setdefault("_popularity_weights", {})
+        if p.beta not in cache:
+            cache[p.beta] = popularity_weights(dataset.item_popularity(), p.beta)
+        return popularity_negatives(positives, users, p.n, cache[p.beta], rng)
+    if sampler == "dns":
+        if not hasattr(model, "embeddings"):
+            raise BenchError(f"sampler 'dns' needs a model with embeddings() -> (users, items); "
+                             f"{type(model).__name__} has none.")
+        with torch.no_grad():
+            u, i = model.embeddings()
+        return dns_negatives(positives, users.to(u.device), p.n, p.n_candidates, u, i, rng).cpu()
+    # mixgcf
+    if not hasattr(model, "layer_embeddings"):
+        raise BenchError(f"sampler 'mixgcf' needs a graph model with layer_embeddings() (e.g. "
+                         f"lightgcn); {type(model).__name__} has none.")
+    with torch.no_grad():
+        layers = model.layer_embeddings()
+    n_users = model.n_users
+    return mixgcf_negatives(positives, users, pos_items, p.n, p.n_candidates,
+                            [layer[:n_users] for layer in layers],
+                            [layer[n_users:] for layer in layers], rng)
