@@ -77,6 +77,34 @@ class ScoreResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class TaskData:
+    """A non-ranking task's dataset (reasoning puzzles, preference queries, ...).
+
+    Ranking datasets are raw ``Interactions`` that the harness preprocesses and splits;
+    generated tasks come with their own train/valid/test parts, so ``bench_load_dataset``
+    returns one of these and the runner uses it as it is. ``fingerprint`` identifies the
+    content (generator name, its params and seed): the runner derives ``split_id`` from
+    it, so cells that share generated data share a split id and a cache.
+    """
+
+    name: str
+    task: str
+    train: Any
+    valid: Any
+    test: Any
+    fingerprint: dict = field(default_factory=dict)
+    split_id: str = ""
+    protocol: dict = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def part(self, name: str) -> Any:
+        if name not in ("train", "valid", "test"):
+            raise BenchError(f"unknown split part '{name}' (train, valid or test).")
+        return getattr(self, name)
+
+
 class BenchError(Exception):
     """An error the user can fix (bad input). The CLI prints it without a traceback."""
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .api import BenchError
+from .api import BenchError, TaskData
 from .context import Context, default_device, seed_everything
 from .data.dataset import Dataset, split_id_for
 from .data.preprocess import filter_min_rating, kcore
@@ -36,11 +36,16 @@ class CellResult:
 
 
 def prepare_dataset(entry: DatasetEntry, task: str, registry: Registry,
-                    cache_dir: Path = CACHE_DIR) -> Dataset:
-    """Load, preprocess and split once; the split is materialised under its id."""
+                    cache_dir: Path = CACHE_DIR) -> Dataset | TaskData:
+    """Load, preprocess and split once; the split is materialised under its id.
+
+    A generated task (:class:`TaskData`) arrives already split and is used as it is.
+    """
     raw = registry.pm.hook.bench_load_dataset(name=entry.name, params=dict(entry.params), ctx=None)
     if raw is None:
         raise BenchError(f"no plugin loaded dataset '{entry.name}'.")
+    if isinstance(raw, TaskData):
+        return _prepare_task_data(raw, entry, task)
     data = kcore(filter_min_rating(raw, entry.preprocess.min_rating), entry.preprocess.kcore)
     split = entry.split
     split_id = split_id_for(data, entry.name, entry.preprocess.model_dump(), split.model_dump())
@@ -60,6 +65,21 @@ def prepare_dataset(entry: DatasetEntry, task: str, registry: Registry,
                       "n_valid": len(valid), "n_test": len(test),
                       "test_users": int(len(np.unique(data.user[test])))}
     return ds
+
+
+def _prepare_task_data(data: TaskData, entry: DatasetEntry, task: str) -> TaskData:
+    """Name, task and split id for a generated dataset (no preprocessing, no splitter)."""
+    import hashlib
+
+    if data.task != task:
+        raise BenchError(f"dataset '{entry.name}' produced a '{data.task}' task, but the suite "
+                         f"asks for '{task}'.")
+    payload = json.dumps({"dataset": entry.name, "params": entry.params,
+                          "fingerprint": data.fingerprint}, sort_keys=True, default=str)
+    data.split_id = hashlib.sha256(payload.encode()).hexdigest()[:12]
+    data.name = entry.key
+    data.protocol = {"generator": entry.name, **data.protocol}
+    return data
 
 
 def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
@@ -132,7 +152,7 @@ def run_suite(suite: Suite, cells: list[Cell], registry: Registry, *, force: boo
 
 def _run_one(cell, dataset, registry, tracker, done, cache_dir, hash_tag, status_tag) -> CellResult:
     plugin = registry.plugin_version("method", cell.method.name)
-    split_id = dataset.split_id if isinstance(dataset, Dataset) else "unavailable"
+    split_id = dataset.split_id if isinstance(dataset, (Dataset, TaskData)) else "unavailable"
     h = cell.content_hash(split_id, plugin)
     if h in done:
         return CellResult(cell, "skipped", {k.replace("_at_", "@"): v for k, v in done[h].items()},
@@ -140,7 +160,8 @@ def _run_one(cell, dataset, registry, tracker, done, cache_dir, hash_tag, status
     tags = {hash_tag: h, "bench.method": cell.method.key, "bench.method_name": cell.method.name,
             "bench.dataset": cell.dataset.key, "bench.seed": str(cell.seed),
             "bench.split_id": split_id, "bench.task": cell.task, "bench.plugin": plugin,
-            "bench.protocol_id": _protocol_id(cell)}
+            "bench.protocol_id": _protocol_id(
+                cell, dataset.protocol if isinstance(dataset, TaskData) else None)}
     t0 = time.perf_counter()
     with tracker.cell_run(cell.label, cell.resolved(), tags) as log:
         try:
@@ -160,10 +181,18 @@ def _run_one(cell, dataset, registry, tracker, done, cache_dir, hash_tag, status
                               seconds=time.perf_counter() - t0, cell_hash=h)
 
 
-def _protocol_id(cell: Cell) -> str:
-    """Evaluation protocol identity: cells are comparable only when this matches."""
+def _protocol_id(cell: Cell, task_protocol: Optional[dict] = None) -> str:
+    """Evaluation protocol identity: cells are comparable only when this matches.
+
+    Ranking tasks share the full-ranking protocol; a generated task brings its own.
+    """
     import hashlib
 
-    proto = {"task": cell.task, "ranking": "full", "exclude": "train+valid", "tie_break": "item_id",
-             "metrics": sorted(cell.metrics), "valid_metric": cell.valid_metric}
-    return hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:10]
+    if task_protocol is not None:
+        proto = {"task": cell.task, "protocol": task_protocol,
+                 "metrics": sorted(cell.metrics), "valid_metric": cell.valid_metric}
+    else:
+        proto = {"task": cell.task, "ranking": "full", "exclude": "train+valid",
+                 "tie_break": "item_id", "metrics": sorted(cell.metrics),
+                 "valid_metric": cell.valid_metric}
+    return hashlib.sha256(json.dumps(proto, sort_keys=True, default=str).encode()).hexdigest()[:10]

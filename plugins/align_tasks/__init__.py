@@ -1,0 +1,115 @@
+"""Generated non-ranking tasks as datasets: Knights-and-Knaves and column arithmetic
+(``reasoning``) and an enumerable synthetic preference task (``preference``), with their
+metrics and scorers. Generators and graders live in :mod:`harness.tasks` so every LLM
+plugin can import them; this plugin only exposes them to suites."""
+from __future__ import annotations
+
+from pydantic import Field, ValidationError
+
+from harness.api import BenchError, DatasetSpec, MetricSpec, Params
+from harness.hookspecs import hookimpl
+
+REASONING = ("reasoning",)
+PREFERENCE = ("preference",)
+
+
+class ReasoningParams(Params):
+    n_train: int = Field(400, ge=1)
+    n_valid: int = Field(60, ge=1)
+    n_test: int = Field(200, ge=1)
+    difficulties: list[int] = Field(default_factory=lambda: [2, 3], min_length=1)
+    depth: int = Field(2, ge=1, le=2)
+    seed: int = 0
+    eval_samples: int = Field(4, ge=0, description="samples per test problem at T=1")
+    max_new_tokens: int = Field(48, ge=4)
+
+
+class PreferenceParams(Params):
+    n_prompts: int = Field(8, ge=1)
+    length: int = Field(3, ge=1)
+    vocab: int = Field(6, ge=2)
+    bonus: float = 1.0
+    skew: float = 3.0
+    ref_samples: int = Field(4000, ge=10)
+    seed: int = 0
+
+
+def _params(model, params: dict, dataset: str):
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise BenchError(f"dataset '{dataset}' params.{'.'.join(map(str, err['loc']))}: "
+                         f"{err['msg']} (allowed: {', '.join(model.model_fields)}).") from None
+
+
+@hookimpl
+def bench_register_datasets():
+    return [
+        DatasetSpec("knights_knaves", REASONING,
+                    "procedural Knights-and-Knaves puzzles with a unique solution (difficulty = "
+                    "people); TRPA's four rule-reward levels", default_task="reasoning"),
+        DatasetSpec("arithmetic", REASONING,
+                    "2-3 digit addition/subtraction with a column scratchpad (difficulty = digits); "
+                    "same four levels", default_task="reasoning"),
+        DatasetSpec("preference_synth", PREFERENCE,
+                    "K prompts x V**L enumerable responses with a known reward: exact target "
+                    "pi_ref*exp(r/tau)/Z and exact KLs", default_task="preference"),
+    ]
+
+
+@hookimpl
+def bench_load_dataset(name: str, params: dict):
+    if name in ("knights_knaves", "arithmetic"):
+        from harness.tasks.reasoning import make_reasoning
+
+        p = _params(ReasoningParams, params, name)
+        data = make_reasoning(name, p.n_train, p.n_valid, p.n_test, p.difficulties, p.seed,
+                              p.depth)
+        data.extra["eval"] = {"samples": p.eval_samples, "max_new_tokens": p.max_new_tokens}
+        data.protocol["eval"] = data.extra["eval"]
+        return data
+    if name == "preference_synth":
+        from harness.tasks.preference import make_preference
+
+        return make_preference(**_params(PreferenceParams, params, name).model_dump())
+    return None
+
+
+@hookimpl
+def bench_register_metrics():
+    r = [("accuracy", True, "greedy accuracy (rule check)"),
+         ("accuracy_sampled", True, "accuracy of samples at T=1"),
+         ("format_valid", True, "share of greedy responses with valid tags"),
+         ("mean_reward", True, "mean rule reward, greedy"),
+         ("mean_reward_sampled", True, "mean rule reward, samples at T=1"),
+         ("kl_init", False, "Monte-Carlo KL(policy || initial SFT policy) per response"),
+         ("reward_gap", False, "normalised reward minus accuracy (reward-hacking check)")]
+    p = [("kl_target", False, "exact KL(pi || pi_ref exp(r/tau)/Z)"),
+         ("kl_target_rev", False, "exact KL(target || pi)"),
+         ("tv_target", False, "exact total variation to the target"),
+         ("expected_reward", True, "exact E_pi[r]"),
+         ("kl_ref", False, "exact KL(pi || pi_ref)"),
+         ("steps_to_kl", False, "optimizer steps until KL(pi||target) < threshold"),
+         ("queries_to_kl", False, "reward/preference queries until KL(pi||target) < threshold")]
+    return ([MetricSpec(n, REASONING, ranx=False, needs_cutoff=False, higher_is_better=h,
+                        description=d) for n, h, d in r]
+            + [MetricSpec(n, PREFERENCE, ranx=False, needs_cutoff=False, higher_is_better=h,
+                          description=d) for n, h, d in p])
+
+
+@hookimpl
+def bench_score(model, dataset, part, metrics, ctx):
+    task = getattr(dataset, "task", None)
+    if task == "reasoning" and hasattr(model, "init_model"):
+        from .scoring import score_reasoning
+
+        ev = dataset.extra.get("eval", {})
+        samples = ev.get("samples", 4) if part == "test" else 0  # validation: greedy only
+        return score_reasoning(model, dataset, part, samples, ev.get("max_new_tokens", 48),
+                               ctx.device if ctx is not None else "cpu")
+    if task == "preference" and hasattr(model, "enumerate_logprobs"):
+        from .scoring import score_preference
+
+        return score_preference(model, dataset, part)
+    return None

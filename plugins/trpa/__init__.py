@@ -1,0 +1,134 @@
+"""TRPA (Trust Region Preference Approximation, arXiv 2504.04524) and its trl baselines.
+
+Flow for every method here: ``bench_train`` warm-starts the shared SFT policy through
+:mod:`harness.llm` (cached by content hash, so every method and seed of a suite starts
+from the same weights), wraps it in a :class:`harness.llm.Policy` (current model + frozen
+initial model + tokenizer) and hands it to ``ctx.hook.bench_align``; this plugin's
+``bench_align`` runs TRPA's own loop or a trl trainer and returns the aligned policy,
+which the ``align_tasks`` plugin scores on the reasoning task.
+
+Methods: ``trpa`` and its ablations ``trpa_no_ktpo`` (a = 1), ``trpa_best_worst``
+(pairs only between the best and worst level present), ``trpa_no_tr`` (no trust-region
+term); ``trl_grpo``, ``trl_online_dpo``, ``trl_dpo`` (offline pairs from the initial
+policy); ``sft_init`` (the starting policy, no alignment).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from harness.api import BenchError, MethodSpec, Params
+from harness.hookspecs import hookimpl
+from harness.llm import LLMConfig, Policy, load_llm
+
+
+class AlignParams(Params):
+    """Budget and warm start shared by TRPA and the baselines (same samples per step)."""
+
+    steps: int = Field(60, ge=0)
+    prompts_per_step: int = Field(8, ge=1)
+    samples_per_prompt: int = Field(8, ge=2)
+    max_new_tokens: int = Field(48, ge=4)
+    temperature: float = Field(1.0, gt=0)
+    lr: float = Field(1e-4, gt=0)
+    eval_every: int = Field(20, ge=0, description="validation accuracy every k steps (0: off)")
+    sft_mix: list[float] = Field(default_factory=lambda: [0.55, 0.25, 0.10, 0.10],
+                                 min_length=4, max_length=4)
+    llm: LLMConfig = Field(default_factory=lambda: LLMConfig(
+        layers=2, dim=64, heads=4, ffn_mult=4, max_positions=192, sft_steps=300, sft_lr=3e-3,
+        sft_batch_size=32))
+
+
+class TRPAParams(AlignParams):
+    beta: float = Field(0.1, gt=0)
+    anisotropy: float = Field(2.5, gt=0, description="β multiplier when the winner is level 1")
+    pairing: Literal["all", "best_worst"] = "all"
+    tr_coef: float = Field(1e-3, ge=0)
+    inner_steps: int = Field(2, ge=1, description="μ gradient steps per rollout batch (>1 makes "
+                                                  "the trust region act)")
+    sqrt_tr: bool = False
+    grad_clip: float = Field(1.0, gt=0)
+
+
+class NoKTPOParams(TRPAParams):
+    anisotropy: float = 1.0
+
+
+class BestWorstParams(TRPAParams):
+    pairing: Literal["all", "best_worst"] = "best_worst"
+
+
+class NoTRParams(TRPAParams):
+    tr_coef: float = 0.0
+
+
+class GRPOParams(AlignParams):
+    grpo_beta: float = Field(0.001, ge=0)
+
+
+class DPOParams(AlignParams):
+    dpo_beta: float = Field(0.1, gt=0)
+
+
+METHODS: dict[str, tuple[type[Params], str]] = {
+    "trpa": (TRPAParams, "TRPA: level pairs, per-token mean log-ratio vs the initial model, "
+                         "anisotropic β, trust region vs π_old"),
+    "trpa_no_ktpo": (NoKTPOParams, "TRPA ablation: no level-dependent β (a = 1)"),
+    "trpa_best_worst": (BestWorstParams, "TRPA ablation: pairs only between best and worst level"),
+    "trpa_no_tr": (NoTRParams, "TRPA ablation: no trust-region term"),
+    "trl_grpo": (GRPOParams, "GRPO via trl.GRPOTrainer (loss grpo, β 0.001, ε 0.2)"),
+    "trl_online_dpo": (DPOParams, "Online DPO via trl.experimental.online_dpo (sigmoid, β 0.1)"),
+    "trl_dpo": (DPOParams, "offline DPO via trl.DPOTrainer on pairs from the initial policy"),
+    "sft_init": (AlignParams, "the shared SFT-initialised policy, no alignment"),
+}
+
+
+def warm_start(p: AlignParams, data, ctx) -> Policy:
+    """The SFT policy all methods start from (cached under .bench_cache/llm/<hash>)."""
+    prompts, responses = data.sft_pairs(p.sft_mix, seed=p.llm.seed)
+    llm = load_llm(p.llm, data.corpus(), prompts, responses, cache_dir=ctx.cache_dir,
+                   device=ctx.device)
+    return Policy.from_llm(llm)
+
+
+@hookimpl
+def bench_register_methods():
+    return [MethodSpec(name, ("reasoning",), desc, params=cls, version="1")
+            for name, (cls, desc) in METHODS.items()]
+
+
+@hookimpl
+def bench_train(method, params, dataset, ctx):
+    if method not in METHODS:
+        return None
+    if not hasattr(dataset, "grade"):
+        raise BenchError(f"{method} needs a reasoning dataset (knights_knaves or arithmetic).")
+    p = METHODS[method][0](**params)
+    policy = warm_start(p, dataset, ctx)
+    if method == "sft_init":
+        return policy
+    aligned = ctx.hook.bench_align(method=method, params=params, policy=policy, dataset=dataset,
+                                   ctx=ctx)
+    if aligned is None:
+        raise BenchError(f"no plugin aligned method '{method}'.")
+    return aligned
+
+
+@hookimpl
+def bench_align(method, params, policy, dataset, ctx):
+    if method not in METHODS or method == "sft_init":
+        return None
+    import torch
+
+    torch.manual_seed(ctx.seed)
+    p = METHODS[method][0](**params)
+    if method.startswith("trpa"):
+        from .loop import train_trpa
+
+        return train_trpa(policy, dataset, p, ctx)
+    from . import trl_baselines
+
+    run = {"trl_grpo": trl_baselines.train_grpo, "trl_online_dpo": trl_baselines.train_online_dpo,
+           "trl_dpo": trl_baselines.train_offline_dpo}[method]
+    return run(policy, dataset, p, ctx)

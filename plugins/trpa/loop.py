@@ -1,0 +1,76 @@
+"""TRPA's training loop: sample a group per prompt, grade onto levels, μ inner steps.
+
+A custom loop rather than a GRPOTrainer subclass (spec §1.5): GRPO's advantages lose
+the absolute level the a·β rule needs, and it splits prompt groups across steps.
+"""
+from __future__ import annotations
+
+import torch
+
+from harness.llm import Policy, response_logprobs, sample_responses
+
+from .loss import build_pairs, trpa_loss
+
+
+def rollout(policy: Policy, data, problems, n: int, max_new_tokens: int, temperature: float,
+            device) -> tuple:
+    """Sample ``n`` responses per problem and grade them: (samples, grades)."""
+    s = sample_responses(policy.model, policy.tokenizer, [p.prompt for p in problems], n,
+                         max_new_tokens, temperature, device)
+    grades = [data.grade(problems[i], t) for i, t in zip(s.prompt_index, s.texts)]
+    return s, grades
+
+
+def log_rollout_stats(ctx, policy: Policy, step: int, grades, extra: dict) -> None:
+    n = len(grades)
+    stats = {f"train_level_{lv}": sum(g.level == lv for g in grades) / n for lv in (1, 2, 3, 4)}
+    stats["train_reward"] = sum(g.reward for g in grades) / n
+    stats.update({k: v for k, v in extra.items() if v == v})  # drop NaN
+    ctx.log_metrics(stats, step)
+    for k in ("train_level_1", "train_reward", "h_high", "h_low"):
+        if k in stats:
+            policy.log(k, step, stats[k])
+
+
+def validate_every(ctx, policy: Policy, data, step: int, every: int, last: bool) -> None:
+    """Greedy accuracy on the validation problems (never test), as a convergence curve."""
+    if every and (step % every == 0 or last):
+        policy.model.eval()
+        value = ctx.validate(policy, data)
+        ctx.report("valid_" + ctx.valid_metric, value, step)
+        policy.log("valid_" + ctx.valid_metric, step, value)
+
+
+def train_trpa(policy: Policy, data, p, ctx) -> Policy:
+    device = ctx.device
+    model = policy.model.to(device)
+    policy.init_model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=p.lr, betas=(0.9, 0.999), weight_decay=0.01)
+    g = ctx.rng("trpa.prompts")
+    for step in range(p.steps):
+        validate_every(ctx, policy, data, step, p.eval_every, False)
+        idx = torch.randint(len(data.train), (p.prompts_per_step,), generator=g).tolist()
+        problems = [data.train[i] for i in idx]
+        s, grades = rollout(policy, data, problems, p.samples_per_prompt, p.max_new_tokens,
+                            p.temperature, device)
+        levels = [gr.level for gr in grades]
+        pairs = build_pairs(levels, s.prompt_index, p.pairing)
+        ids, att = s.input_ids.to(device), s.attention_mask.to(device)
+        mask = s.response_mask.to(device)
+        with torch.no_grad():
+            ref_lp = response_logprobs(policy.init_model, ids, att)
+            old_lp = response_logprobs(model, ids, att)
+        model.train()
+        stats = {}
+        for _ in range(p.inner_steps):
+            lp = response_logprobs(model, ids, att)
+            loss, stats = trpa_loss(lp, ref_lp, old_lp, mask, levels, pairs, p.beta,
+                                    p.anisotropy, p.tr_coef, p.sqrt_tr)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
+            opt.step()
+        model.eval()
+        log_rollout_stats(ctx, policy, step, grades, {**stats, "train_loss": float(loss)})
+    validate_every(ctx, policy, data, p.steps, p.eval_every, True)
+    return policy

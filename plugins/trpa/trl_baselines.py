@@ -1,0 +1,169 @@
+"""TRPA's baselines through trl, from the same SFT policy with the same sample budget.
+
+* GRPO: ``trl.GRPOTrainer`` with loss_type="grpo", β=0.001, ε=0.2, group-scaled
+  rewards (the official repo's GRPO), ``samples_per_prompt`` generations per prompt.
+* Online DPO: trl 1.16 no longer exports ``OnlineDPOTrainer`` at the top level; it lives
+  in ``trl.experimental.online_dpo``. Two samples per prompt, chosen = higher rule score,
+  sigmoid loss, β = 0.1; prompts per step chosen so it generates as many responses per
+  step as TRPA/GRPO.
+* Offline DPO: ``trl.DPOTrainer`` (explicit ref_model) on (best, worst)-level pairs
+  sampled once from the initial policy, the same number of samples in total.
+
+All run on CPU with bf16 and gradient checkpointing off and ``report_to="none"``; a
+callback logs the validation accuracy to the cell's MLflow run as a convergence curve.
+"""
+from __future__ import annotations
+
+import os
+import random
+import warnings
+
+import torch
+
+from harness.llm import Policy
+
+from .loop import rollout, validate_every
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+COMMON = dict(bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=True,
+              report_to="none", save_strategy="no", logging_steps=1, disable_tqdm=True,
+              remove_unused_columns=False, lr_scheduler_type="constant", weight_decay=0.01,
+              max_grad_norm=1.0, dataloader_num_workers=0)
+
+
+def _callback(ctx, policy: Policy, data, every: int, total: int):
+    from transformers import TrainerCallback
+
+    class Curves(TrainerCallback):
+        """Validation accuracy every ``every`` steps and trl's own logs as curves."""
+
+        def on_step_begin(self, args, state, control, **kw):
+            validate_every(ctx, policy, data, state.global_step, every, False)
+            policy.model.train()
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            keep = {k.replace("/", "_"): float(v) for k, v in (logs or {}).items()
+                    if isinstance(v, (int, float)) and not k.startswith("train_")}
+            if keep:
+                ctx.log_metrics({f"trl_{k}": v for k, v in keep.items()}, state.global_step)
+
+        def on_train_end(self, args, state, control, **kw):
+            validate_every(ctx, policy, data, total, every, True)
+
+    return Curves()
+
+
+def _quiet(trainer) -> None:
+    """No per-step dict printing to stdout (curves go to MLflow through the callback)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for cb in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(cb)
+
+
+def _prompt_dataset(data, n_rows: int, seed: int):
+    """Training prompts with their problem index (passed to the reward function)."""
+    from datasets import Dataset
+
+    rng = random.Random(seed)
+    idx = [rng.randrange(len(data.train)) for _ in range(n_rows)]
+    return Dataset.from_dict({"prompt": [data.train[i].prompt for i in idx], "pid": idx})
+
+
+def _reward_fn(data):
+    def rule_reward(prompts, completions, pid, **kw):
+        return [data.grade(data.train[i], c).reward for i, c in zip(pid, completions)]
+    return rule_reward
+
+
+def _outdir(ctx, name: str) -> str:
+    path = ctx.workdir / f"{name}-{os.getpid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+def train_grpo(policy: Policy, data, p, ctx) -> Policy:
+    from trl import GRPOConfig, GRPOTrainer
+
+    n_completions = p.prompts_per_step * p.samples_per_prompt
+    args = GRPOConfig(output_dir=_outdir(ctx, "grpo"), max_steps=p.steps, learning_rate=p.lr,
+                      per_device_train_batch_size=n_completions, gradient_accumulation_steps=1,
+                      num_generations=p.samples_per_prompt, max_completion_length=p.max_new_tokens,
+                      temperature=p.temperature, top_p=1.0, beta=p.grpo_beta, loss_type="grpo",
+                      epsilon=0.2, scale_rewards="group", seed=ctx.seed, shuffle_dataset=True,
+                      **COMMON)
+    train = _prompt_dataset(data, p.steps * p.prompts_per_step, ctx.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = GRPOTrainer(model=policy.model, reward_funcs=[_reward_fn(data)], args=args,
+                              train_dataset=train, processing_class=policy.tokenizer,
+                              callbacks=[_callback(ctx, policy, data, p.eval_every, p.steps)])
+        _quiet(trainer)
+        trainer.train()
+    policy.model = trainer.model.eval()
+    return policy
+
+
+def train_online_dpo(policy: Policy, data, p, ctx) -> Policy:
+    from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
+
+    prompts_per_step = max(1, p.prompts_per_step * p.samples_per_prompt // 2)
+    args = OnlineDPOConfig(output_dir=_outdir(ctx, "online_dpo"), max_steps=p.steps,
+                           learning_rate=p.lr, per_device_train_batch_size=prompts_per_step,
+                           gradient_accumulation_steps=1, max_new_tokens=p.max_new_tokens,
+                           temperature=p.temperature, beta=p.dpo_beta, loss_type="sigmoid",
+                           seed=ctx.seed, **COMMON)
+    train = _prompt_dataset(data, p.steps * prompts_per_step, ctx.seed)
+    ref = policy.init_model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = OnlineDPOTrainer(model=policy.model, ref_model=ref, reward_funcs=[_reward_fn(data)],
+                                   args=args, train_dataset=train, processing_class=policy.tokenizer,
+                                   callbacks=[_callback(ctx, policy, data, p.eval_every, p.steps)])
+        _quiet(trainer)
+        trainer.train()
+    policy.model = trainer.model.eval()
+    return policy
+
+
+def offline_pairs(policy: Policy, data, p, ctx) -> list[dict]:
+    """(best level, worst level) pairs from the initial policy's samples, same budget."""
+    g = ctx.rng("dpo.prompts")
+    rows = []
+    for _ in range(p.steps):
+        idx = torch.randint(len(data.train), (p.prompts_per_step,), generator=g).tolist()
+        problems = [data.train[i] for i in idx]
+        s, grades = rollout(policy, data, problems, p.samples_per_prompt, p.max_new_tokens,
+                            p.temperature, ctx.device)
+        for j, prob in enumerate(problems):
+            members = [k for k, q in enumerate(s.prompt_index) if q == j]
+            best = min(members, key=lambda k: grades[k].level)
+            worst = max(members, key=lambda k: grades[k].level)
+            if grades[best].level < grades[worst].level:
+                rows.append({"prompt": prob.prompt, "chosen": s.texts[best],
+                             "rejected": s.texts[worst]})
+    return rows
+
+
+def train_offline_dpo(policy: Policy, data, p, ctx) -> Policy:
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    rows = offline_pairs(policy, data, p, ctx)
+    ctx.log_metrics({"dpo_pairs": float(len(rows))}, 0)
+    if not rows:
+        return policy  # every group had one level: nothing to learn from, honestly
+    batch = max(1, min(len(rows), p.prompts_per_step))
+    args = DPOConfig(output_dir=_outdir(ctx, "dpo"), max_steps=p.steps, learning_rate=p.lr,
+                     per_device_train_batch_size=batch, gradient_accumulation_steps=1,
+                     beta=p.dpo_beta, loss_type=["sigmoid"], seed=ctx.seed, **COMMON)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = DPOTrainer(model=policy.model, ref_model=policy.init_model, args=args,
+                             train_dataset=Dataset.from_list(rows),
+                             processing_class=policy.tokenizer,
+                             callbacks=[_callback(ctx, policy, data, p.eval_every, p.steps)])
+        _quiet(trainer)
+        trainer.train()
+    policy.model = trainer.model.eval()
+    return policy
