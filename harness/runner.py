@@ -83,9 +83,12 @@ def _prepare_task_data(data: TaskData, entry: DatasetEntry, task: str) -> TaskDa
 
 
 def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
-             cache_dir: Path = CACHE_DIR, setup: Optional[Callable[[Context], None]] = None
-             ) -> tuple[dict[str, float], Any, Context]:
-    """Train and test one cell; returns (test metrics, ScoreResult, context). Raises on failure."""
+             cache_dir: Path = CACHE_DIR, setup: Optional[Callable[[Context], None]] = None,
+             part: str = "test") -> tuple[dict[str, float], Any, Context]:
+    """Train and test one cell; returns (test metrics, ScoreResult, context). Raises on failure.
+
+    ``part="valid"`` scores the validation split instead: the tuner's objective, which
+    must never see test."""
     seed_everything(cell.seed)
     ctx = Context(registry=registry, seed=cell.seed, metrics=list(cell.metrics),
                   valid_metric=cell.valid_metric, device=default_device(), cell=cell,
@@ -102,7 +105,7 @@ def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
         raise BenchError(f"no plugin trained method '{cell.method.name}'.")
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    result = ctx.score(model, dataset, "test", list(cell.metrics))
+    result = ctx.score(model, dataset, part, list(cell.metrics))
     eval_s = time.perf_counter() - t1
     metrics = dict(result.metrics)
     timing = {"train_seconds": train_s, "eval_seconds": eval_s,
@@ -161,7 +164,7 @@ def _run_one(cell, dataset, registry, tracker, done, cache_dir, hash_tag, status
             "bench.dataset": cell.dataset.key, "bench.seed": str(cell.seed),
             "bench.split_id": split_id, "bench.task": cell.task, "bench.plugin": plugin,
             "bench.protocol_id": _protocol_id(
-                cell, dataset.protocol if isinstance(dataset, TaskData) else None)}
+                cell, dataset.protocol if isinstance(dataset, TaskData) else None), **getattr(cell, "tags", {})}
     t0 = time.perf_counter()
     with tracker.cell_run(cell.label, cell.resolved(), tags) as log:
         try:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -67,14 +67,80 @@ class DatasetEntry(_Strict):
         return self.label or self.name
 
 
+SEARCH_KINDS = ("loguniform", "uniform", "int", "choice")
+
+
+class SearchDim(_Strict):
+    """One searched parameter: exactly one of ``loguniform: [lo, hi]``,
+    ``uniform: [lo, hi]``, ``int: [lo, hi]`` / ``int: [lo, hi, step]``, ``choice: [...]``.
+
+    Kept to Optuna's distributions so a space maps 1:1 onto ``trial.suggest_*``."""
+
+    kind: str
+    args: list[Any]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_kind(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and set(raw) == {"kind", "args"}:
+            return raw
+        allowed = ", ".join(f"{k}: [...]" for k in SEARCH_KINDS)
+        if not isinstance(raw, dict) or len(raw) != 1:
+            raise ValueError(f"a searched parameter is a mapping with exactly one of {allowed}; "
+                             f"got {raw!r}")
+        (kind, args), = raw.items()
+        if kind not in SEARCH_KINDS:
+            raise ValueError(f"unknown search kind '{kind}'.{closest(str(kind), SEARCH_KINDS)} "
+                             f"Allowed: {', '.join(SEARCH_KINDS)}")
+        if not isinstance(args, list) or not args:
+            raise ValueError(f"{kind}: expected a non-empty list, got {args!r}")
+        if kind == "choice":
+            bad = [a for a in args if not isinstance(a, (str, int, float, bool, type(None)))]
+            if bad:
+                raise ValueError(f"choice: values must be scalars (str, number, bool, null); "
+                                 f"got {bad[0]!r}")
+            return {"kind": kind, "args": args}
+        if not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
+            raise ValueError(f"{kind}: bounds must be numbers, got {args!r}")
+        if kind == "int":
+            if len(args) not in (2, 3) or not all(float(a).is_integer() for a in args):
+                raise ValueError(f"int: expected [low, high] or [low, high, step] of integers, "
+                                 f"got {args!r}")
+            if len(args) == 3 and args[2] <= 0:
+                raise ValueError(f"int: step must be positive, got {args[2]}")
+        elif len(args) != 2:
+            raise ValueError(f"{kind}: expected [low, high], got {args!r}")
+        if args[0] >= args[1]:
+            raise ValueError(f"{kind}: low must be below high, got {args!r}")
+        if kind == "loguniform" and args[0] <= 0:
+            raise ValueError(f"loguniform: low must be positive, got {args[0]}")
+        return {"kind": kind, "args": args}
+
+    def candidates(self) -> list[Any]:
+        """Values that stand for the whole range when checking against a params model."""
+        if self.kind == "int":
+            return [int(self.args[0]), int(self.args[1])]
+        return list(self.args)
+
+    def suggest(self, trial: Any, name: str) -> Any:
+        a = self.args
+        if self.kind == "loguniform":
+            return trial.suggest_float(name, float(a[0]), float(a[1]), log=True)
+        if self.kind == "uniform":
+            return trial.suggest_float(name, float(a[0]), float(a[1]))
+        if self.kind == "int":
+            return trial.suggest_int(name, int(a[0]), int(a[1]), step=int(a[2]) if len(a) == 3 else 1)
+        return trial.suggest_categorical(name, a)
+
+    def as_yaml(self) -> dict[str, list[Any]]:
+        return {self.kind: list(self.args)}
+
+
 class MethodEntry(_Strict):
     name: str
     label: Optional[str] = None
     params: dict[str, Any] = Field(default_factory=dict)
-    search: dict[str, Any] = Field(default_factory=dict)
-    #: dataset keys (label or name) this method runs on; default: every dataset. Lets one
-    #: suite hold e.g. a topk and a sequential dataset with the models of each.
-    datasets: Optional[list[str]] = None
+    search: dict[str, SearchDim] = Field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -83,6 +149,33 @@ class MethodEntry(_Strict):
 
 class TrackingConfig(_Strict):
     uri: str = "sqlite:///mlflow.db"
+
+
+class TuningConfig(_Strict):
+    """How ``bench tune`` searches: the same ``trials`` budget for every method, scored on
+    the validation split only."""
+
+    metric: Optional[str] = None  # default: the suite's valid_metric
+    direction: Optional[Literal["maximize", "minimize"]] = None  # default: from the metric
+    trials: int = Field(20, ge=1)
+    sampler: Literal["tpe", "random"] = "tpe"
+    sampler_seed: int = 0
+    pruner: Literal["median", "percentile", "hyperband", "none"] = "median"
+    pruner_startup_trials: int = Field(3, ge=0)
+    pruner_warmup_steps: int = Field(2, ge=0)
+    storage: Optional[str] = None  # any Optuna RDB URL; default sqlite under .bench_cache/
+    seed: Optional[int] = None  # training seed of every trial; default: the suite's first seed
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            unknown = [k for k in raw if k not in cls.model_fields]
+            if unknown:
+                k = str(unknown[0])
+                raise ValueError(f"unknown key '{k}'.{closest(k, cls.model_fields)} "
+                                 f"Allowed: {', '.join(cls.model_fields)}")
+        return raw
 
 
 class Suite(_Strict):
@@ -95,7 +188,7 @@ class Suite(_Strict):
     valid_metric: Optional[str] = None
     baseline: Optional[str] = None
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
-    tuning: dict[str, Any] = Field(default_factory=dict)
+    tuning: Optional[TuningConfig] = None
 
     @model_validator(mode="after")
     def _unique_labels(self) -> "Suite":
@@ -107,6 +200,11 @@ class Suite(_Strict):
                                  "distinct `label:`")
         if self.valid_metric is None:
             self.valid_metric = self.metrics[0]
+        if self.tuning is not None:
+            if self.tuning.metric is None:
+                self.tuning.metric = self.valid_metric
+            if self.tuning.seed is None:
+                self.tuning.seed = self.seeds[0]
         return self
 
 
@@ -122,6 +220,8 @@ class Cell:
     valid_metric: str
     task: str
     method_params: dict  # defaults filled in by the method's parameter model
+    #: extra MLflow tags for the cell's run (e.g. the tuning budget); not part of the hash
+    tags: dict = field(default_factory=dict, compare=False)
 
     @property
     def label(self) -> str:
@@ -196,7 +296,7 @@ def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tup
 
     cat = registry.catalogue
     problems: list[str] = []
-    for m in suite.metrics + [suite.valid_metric]:
+    for m in suite.metrics + [suite.valid_metric] + ([suite.tuning.metric] if suite.tuning else []):
         try:
             name = MetricName.parse(m)
             spec = cat.metric(name.base)
@@ -238,14 +338,9 @@ def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tup
                         f" Known: {', '.join(spec.params.model_fields)}."
                 problems.append(f"{source}: methods[{i}].params.{_loc(err['loc'])}: "
                                 f"{err['msg'].removeprefix('Value error, ')}.{hint}".replace("..", "."))
-        keys = [d.key for d in suite.datasets]
-        for k in m.datasets or []:
-            if k not in keys:
-                problems.append(f"{source}: methods[{i}].datasets: '{k}' is not one of the "
-                                f"suite's datasets.{closest(k, keys)}")
+        if m.key in resolved_params:
+            problems += _check_search(m, i, spec, source, tuned=suite.tuning is not None)
         for d in suite.datasets:
-            if m.datasets is not None and d.key not in m.datasets:
-                continue
             task = tasks.get(d.key)
             if task and task not in spec.tasks:
                 problems.append(f"{source}: methods[{i}] '{m.key}' supports tasks "
@@ -253,9 +348,34 @@ def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tup
     if problems:
         raise SuiteError("\n".join(dict.fromkeys(problems)))
 
+    if suite.tuning and suite.tuning.direction is None:
+        spec = cat.metric(MetricName.parse(suite.tuning.metric).base)
+        suite.tuning.direction = "maximize" if spec.higher_is_better else "minimize"
     cells = [Cell(suite.suite, d, m, seed, tuple(suite.metrics), suite.valid_metric,
                   tasks[d.key], resolved_params[m.key])
-             for d in suite.datasets for m in suite.methods for seed in suite.seeds
-             if m.datasets is None or d.key in m.datasets]
+             for d in suite.datasets for m in suite.methods for seed in suite.seeds]
     return suite, cells
 
+
+def _check_search(m: MethodEntry, i: int, spec: Any, source: str, tuned: bool) -> list[str]:
+    """Searched names must be real parameters, and every bound or choice a valid value."""
+    problems = []
+    if m.search and not tuned:
+        problems.append(f"{source}: methods[{i}].search: '{m.key}' has a search space but the "
+                        "suite has no `tuning:` block (e.g. `tuning: {trials: 10}`).")
+    fields = spec.params.model_fields
+    for name, dim in m.search.items():
+        where = f"{source}: methods[{i}].search.{name}"
+        if name not in fields:
+            problems.append(f"{where}: '{name}' is not a parameter of method '{spec.name}'."
+                            f"{closest(name, fields)} Known: {', '.join(fields) or 'none'}.")
+            continue
+        for value in dim.candidates():
+            try:
+                spec.params.model_validate({**m.params, name: value})
+            except ValidationError as exc:
+                errs = [e for e in exc.errors() if e["loc"][:1] == (name,)] or exc.errors()
+                problems.append(f"{where}: {dim.kind} value {value!r} is not a valid '{name}': "
+                                f"{errs[0]['msg'].removeprefix('Value error, ')}.")
+                break
+    return problems
