@@ -84,8 +84,11 @@ def bench_register_metrics():
         "hit_rate": "share of users with at least one hit", "mrr": "mean reciprocal rank",
         "precision": "share of retrieved items that are relevant", "map": "mean average precision",
     }
+    from .signed import metric_specs as signed_metrics
+
     return [MetricSpec(m, RANKING_TASKS, ranx=True, needs_cutoff=(m != "mrr"),
-                       description=descriptions[m] + " (ranx)") for m in RANX_METRICS]
+                       description=descriptions[m] + " (ranx)") for m in RANX_METRICS
+            ] + signed_metrics()
 
 
 @hookimpl(trylast=True)

@@ -41,7 +41,10 @@ def prepare_dataset(entry: DatasetEntry, task: str, registry: Registry,
 
     A generated task (:class:`TaskData`) arrives already split and is used as it is.
     """
-    raw = registry.pm.hook.bench_load_dataset(name=entry.name, params=dict(entry.params), ctx=None)
+    params = dict(entry.params)
+    # the signed task's like/dislike threshold is the harness's, not the loader's
+    sign_offset = params.pop("sign_offset", None) if task == "signed" else None
+    raw = registry.pm.hook.bench_load_dataset(name=entry.name, params=params, ctx=None)
     if raw is None:
         raise BenchError(f"no plugin loaded dataset '{entry.name}'.")
     if isinstance(raw, TaskData):
@@ -60,10 +63,15 @@ def prepare_dataset(entry: DatasetEntry, task: str, registry: Registry,
         np.savez_compressed(tmp, train=train, valid=valid, test=test)
         os.replace(tmp, path)
     ds = Dataset(entry.key, task, data, train, valid, test, split_id,
-                 protocol={"split": split.model_dump(), "preprocess": entry.preprocess.model_dump()})
+                 protocol={"split": split.model_dump(), "preprocess": entry.preprocess.model_dump()},
+                 sign_offset=None if sign_offset is None else float(sign_offset))
     ds.diagnostics = {"n_users": data.n_users, "n_items": data.n_items, "n_train": len(train),
                       "n_valid": len(valid), "n_test": len(test),
                       "test_users": int(len(np.unique(data.user[test])))}
+    if ds.is_signed:
+        from .signed import sign_diagnostics
+
+        ds.diagnostics.update(sign_diagnostics(ds))
     return ds
 
 

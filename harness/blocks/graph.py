@@ -137,3 +137,17 @@ class LightGCN(torch.nn.Module):
             neg_s = neg_s[:, 0]
         reg = embedding_l2(self.user(users), self.item(pos), hops[:, :, 0, :].reshape(len(users), -1))
         return bpr_loss((u * p).sum(-1), neg_s), reg
+
+
+def signed_adjacency(n_users: int, n_items: int, users: np.ndarray, items: np.ndarray,
+                     like: np.ndarray, device: torch.device | str = "cpu"
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Â⁺, Â⁻): each sign's subgraph normalised on its own, D₊^-1/2 A⁺ D₊^-1/2 and
+    D₋^-1/2 A⁻ D₋^-1/2 with degrees counted within that sign (signed GCNs: LSGRec, SiReN).
+
+    ``like`` is a boolean mask over the (user, item) events: True for positive links.
+    """
+    like = np.asarray(like, dtype=bool)
+    users, items = np.asarray(users), np.asarray(items)
+    return (normalized_adjacency(n_users, n_items, users[like], items[like], device=device),
+            normalized_adjacency(n_users, n_items, users[~like], items[~like], device=device))
