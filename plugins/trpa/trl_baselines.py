@@ -140,8 +140,9 @@ def offline_pairs(policy: Policy, data, p, ctx) -> list[dict]:
             best = min(members, key=lambda k: grades[k].level)
             worst = max(members, key=lambda k: grades[k].level)
             if grades[best].level < grades[worst].level:
-                rows.append({"prompt": prob.prompt, "chosen": s.texts[best],
-                             "rejected": s.texts[worst]})
+                # leading space: trl tokenises prompt + completion as one string
+                rows.append({"prompt": prob.prompt, "chosen": " " + s.texts[best],
+                             "rejected": " " + s.texts[worst]})
     return rows
 
 
