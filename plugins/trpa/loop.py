@@ -71,6 +71,6 @@ def train_trpa(policy: Policy, data, p, ctx) -> Policy:
             torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
             opt.step()
         model.eval()
-        log_rollout_stats(ctx, policy, step, grades, {**stats, "train_loss": float(loss)})
+        log_rollout_stats(ctx, policy, step, grades, {**stats, "train_loss": float(loss.detach())})
     validate_every(ctx, policy, data, p.steps, p.eval_every, True)
     return policy

@@ -1,0 +1,42 @@
+"""TRPA end to end through the runner on a tiny Knights-and-Knaves task."""
+import torch
+
+from harness.registry import Registry
+from harness.runner import run_suite
+from harness.suite import validate_suite
+
+torch.set_num_threads(1)
+
+
+def test_trpa_cell_runs_logs_levels_and_an_active_trust_region(tmp_path):
+    llm = {"layers": 1, "dim": 32, "heads": 2, "ffn_mult": 2, "max_positions": 160,
+           "sft_steps": 15, "sft_batch_size": 16}
+    params = {"steps": 2, "prompts_per_step": 2, "samples_per_prompt": 4, "max_new_tokens": 32,
+              "inner_steps": 2, "eval_every": 1, "lr": 1e-3, "llm": llm}
+    raw = {"suite": "trpa-test",
+           "datasets": [{"name": "knights_knaves",
+                         "params": {"n_train": 12, "n_valid": 4, "n_test": 6, "eval_samples": 1,
+                                    "max_new_tokens": 32}}],
+           "methods": [{"name": "trpa", "params": params},
+                       {"name": "sft_init", "params": {k: v for k, v in params.items()
+                                                       if k != "inner_steps"}}],
+           "seeds": [0], "metrics": ["accuracy", "format_valid", "kl_init", "reward_gap"],
+           "valid_metric": "accuracy"}
+    reg = Registry()
+    suite, cells = validate_suite(raw, reg)
+    uri = f"sqlite:///{tmp_path}/m.db"
+    results = run_suite(suite, cells, reg, tracking_uri=uri, cache_dir=tmp_path)
+    assert [r.status for r in results] == ["finished", "finished"], [r.error for r in results]
+    trpa, sft = results[0].metrics, results[1].metrics
+    for m in (trpa, sft):
+        assert abs(sum(m[f"level_{k}"] for k in (1, 2, 3, 4)) - 1) < 1e-9
+        assert "accuracy_d2" in m and "accuracy_d3" in m
+    assert abs(sft["kl_init"]) < 1e-6  # the initial policy is its own reference
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("trpa-test").experiment_id
+    run = client.search_runs([exp], filter_string="tags.`bench.method` = 'trpa'")[0]
+    tr = client.get_metric_history(run.info.run_id, "tr_kl")
+    assert len(tr) == 2 and all(p.value > 0 for p in tr)  # μ = 2: the TR term is active
+    assert len(client.get_metric_history(run.info.run_id, "valid_accuracy")) == 3
