@@ -16,6 +16,7 @@ import numpy as np
 from .api import BenchError, TaskData
 from .context import Context, default_device, seed_everything
 from .data.dataset import Dataset, split_id_for
+from .data.diagnostics import split_diagnostics
 from .data.preprocess import filter_min_rating, kcore
 from .data.splits import SPLITTERS
 from .registry import Registry
@@ -56,18 +57,26 @@ def prepare_dataset(entry: DatasetEntry, task: str, registry: Registry,
     if path.exists():
         stored = np.load(path)
         train, valid, test = stored["train"], stored["valid"], stored["test"]
+        info = json.loads(str(stored["info"])) if "info" in stored.files else {}
     else:
-        train, valid, test = SPLITTERS[split.strategy](data, **split.kwargs())
+        # a splitter may return a 4th element: its own diagnostics (JSON-able dict)
+        out = SPLITTERS[split.strategy](data, **split.kwargs())
+        train, valid, test = out[:3]
+        info = dict(out[3]) if len(out) > 3 else {}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # atomic: parallel runs share the cache
-        np.savez_compressed(tmp, train=train, valid=valid, test=test)
+        np.savez_compressed(tmp, train=train, valid=valid, test=test,
+                            info=np.array(json.dumps(info, default=str)))
         os.replace(tmp, path)
     ds = Dataset(entry.key, task, data, train, valid, test, split_id,
                  protocol={"split": split.model_dump(), "preprocess": entry.preprocess.model_dump()},
                  sign_offset=None if sign_offset is None else float(sign_offset))
     ds.diagnostics = {"n_users": data.n_users, "n_items": data.n_items, "n_train": len(train),
                       "n_valid": len(valid), "n_test": len(test),
-                      "test_users": int(len(np.unique(data.user[test])))}
+                      "test_users": int(len(np.unique(data.user[test]))),
+                      **split_diagnostics(data, train, valid, test)}
+    if info:
+        ds.diagnostics["split"] = info
     if ds.is_signed:
         from .signed import sign_diagnostics
 

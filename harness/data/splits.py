@@ -92,3 +92,6 @@ def temporal(data: Interactions, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> Indic
     seen_i = np.zeros(data.n_items, bool); seen_i[data.item[train]] = True
     keep = lambda idx: np.sort(idx[seen_u[data.user[idx]] & seen_i[data.item[idx]]])  # noqa: E731
     return np.sort(train), keep(order[n_train:n_train + n_valid]), keep(order[n_train + n_valid:])
+
+
+from . import ood  # noqa: E402,F401  (registers the OOD protocols and their IID twins)
