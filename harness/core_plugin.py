@@ -84,11 +84,12 @@ def bench_register_metrics():
         "hit_rate": "share of users with at least one hit", "mrr": "mean reciprocal rank",
         "precision": "share of retrieved items that are relevant", "map": "mean average precision",
     }
+    from .metrics_beyond import metric_specs as beyond_metrics
     from .signed import metric_specs as signed_metrics
 
     return [MetricSpec(m, RANKING_TASKS, ranx=True, needs_cutoff=(m != "mrr"),
                        description=descriptions[m] + " (ranx)") for m in RANX_METRICS
-            ] + signed_metrics()
+            ] + signed_metrics() + beyond_metrics()
 
 
 @hookimpl(trylast=True)

@@ -165,8 +165,10 @@ def score_ranking(model, dataset, part: str, metrics: list[str], registry_metric
             continue
         values = np.asarray(spec.compute(users=users, items=items, valid=valid,
                                          dataset=dataset, part=part, k=name.k), dtype=float)
-        means[m] = float(values.mean()) if len(values) else float("nan")
-        per_user[m] = {str(u): float(v) for u, v in zip(users, values)}
+        # NaN marks a user the metric does not cover (e.g. sparse-user NDCG): averaged out
+        kept = ~np.isnan(values)
+        means[m] = float(values[kept].mean()) if kept.any() else float("nan")
+        per_user[m] = {str(u): float(v) for u, v, ok in zip(users, values, kept) if ok}
     return ScoreResult(metrics=means, per_user=per_user, topk=(users, items, valid))
 
 
