@@ -1,0 +1,115 @@
+"""TTA4SR analysis of a finished `suites/tta.yaml` run: per backbone, each operator against
+that backbone's own no-TTA row (relative change, paired per-user test, Holm-corrected),
+its inference overhead, and NDCG@10 by history length.
+
+    python benchmarks/tta_report.py --tracking-uri sqlite:///.bench_cache/mlflow-tta.db \
+        [--suite suites/tta.yaml] [--out leaderboards/tta-analysis.md]
+
+`bench leaderboard` has one baseline per suite (sasrec); this report compares every
+GRU4Rec operator with GRU4Rec, not with SASRec. Method labels are `<backbone>` and
+`<backbone>+<operator>`. Overhead: `tta_seconds` / `notta_seconds` are the fastest of
+`timing_repeats` timings of the same work inside one cell (the machine is shared, so
+seconds are noisy); `passes/user` counts encoder passes and does not depend on load.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+from harness.leaderboard import _client, collect_runs, load_per_user  # noqa: E402
+from harness.significance import compare_to_baseline  # noqa: E402
+
+METRICS = ("ndcg@10", "hit_rate@10")
+BUCKETS = ("le50", "le150", "gt150")
+
+
+def fmt(values: list[float], digits: int = 4) -> str:
+    if not values:
+        return "–"
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tracking-uri", default="sqlite:///.bench_cache/mlflow-tta.db")
+    ap.add_argument("--experiment", default="tta")
+    ap.add_argument("--out", default="leaderboards/tta-analysis.md")
+    args = ap.parse_args()
+
+    client, _ = _client(args.tracking_uri)
+    exp = client.get_experiment_by_name(args.experiment)
+    if exp is None:
+        sys.exit(f"no experiment '{args.experiment}' in {args.tracking_uri}; run the suite first")
+    runs = collect_runs(client, exp.experiment_id)
+    by_method: dict[str, list] = defaultdict(list)
+    for r in runs:
+        by_method[r.method].append(r)
+    backbones = [m for m in by_method if "+" not in m]
+    cmd = " ".join(["python benchmarks/tta_report.py", *sys.argv[1:]])
+    lines = [f"`{cmd}`", "", "# TTA4SR analysis: each operator vs its own backbone without TTA", "",
+             "Test split, mean ± std over the suite's seeds. Δ = relative change of the mean "
+             "against the backbone's no-TTA row; p = two-sided paired t-test on per-user values "
+             "(averaged over seeds), Holm-corrected per backbone and metric. Overhead: fastest "
+             "of the cell's repeated timings; passes = encoder forward passes per user.", ""]
+    for bb in backbones:
+        ops = sorted([m for m in by_method if m.startswith(bb + "+")])
+        names = [bb, *ops]
+        per_user = {}
+        for name in names:
+            loaded = [load_per_user(client, r.run_id) for r in by_method[name]]
+            if all(p is not None for p in loaded):
+                per_user[name] = {m: [p[m] for p in loaded] for m in METRICS}
+        comps = {(c.method, c.metric): c for c in compare_to_baseline(per_user, bb, METRICS)}
+        base = {m: statistics.fmean(r.metrics[m] for r in by_method[bb]) for m in METRICS}
+        lines += [f"## {bb}", "",
+                  "| operator | NDCG@10 | Δ | p | HR@10 | Δ | p | passes | TTA s | no-TTA s | "
+                  "overhead × | similarity s | seeds |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name in names:
+            rs = by_method[name]
+            row = [name.split("+", 1)[1] if "+" in name else "none"]
+            for m in METRICS:
+                vals = [r.metrics[m] for r in rs if m in r.metrics]
+                row.append(fmt(vals))
+                if name == bb:
+                    row += ["–", "–"]
+                    continue
+                delta = statistics.fmean(vals) / base[m] - 1
+                c = comps.get((name, m))
+                row += [f"{delta:+.1%}", "–" if c is None else f"{c.p_holm:.2g}"]
+            g = lambda k: [r.metrics[k] for r in rs if k in r.metrics]  # noqa: E731
+            row += [fmt(g("tta_passes_per_user"), 0), fmt(g("tta_seconds"), 2),
+                    fmt(g("notta_seconds"), 2), fmt(g("tta_overhead_ratio"), 1),
+                    fmt(g("tta_similarity_seconds"), 2), str(len(rs))]
+            lines.append("| " + " | ".join(row) + " |")
+        lines += ["", f"NDCG@10 by history length ({bb}; users per bucket in the header):", ""]
+        users = {b: by_method[bb][0].metrics.get(f"bucket_{b}_users", 0) for b in BUCKETS}
+        lines += ["| operator | " + " | ".join(f"{b} (n={int(users[b])})" for b in BUCKETS) + " |",
+                  "|---|" + "---|" * len(BUCKETS)]
+        for name in names:
+            cells = []
+            for b in BUCKETS:
+                vals = [r.metrics[f"bucket_{b}_ndcg10"] for r in by_method[name]
+                        if f"bucket_{b}_ndcg10" in r.metrics]
+                cells.append(fmt(vals))
+            lines.append(f"| {name.split('+', 1)[1] if '+' in name else 'none'} | "
+                         + " | ".join(cells) + " |")
+        lines.append("")
+    text = "\n".join(lines) + "\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
