@@ -77,6 +77,9 @@ class Board:
 
 def _client(uri: str):
     import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     import mlflow
 
@@ -270,7 +273,7 @@ def render_markdown(suite: Suite, boards: list[Board], command: str, alpha: floa
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}
 td.best{font-weight:bold}.sig{color:#b35c00;margin-left:2px}code{background:#f6f6f6;padding:1px 4px}
 .cmd{font-family:monospace;background:#f6f6f6;padding:6px;border-left:3px solid #888}"""
