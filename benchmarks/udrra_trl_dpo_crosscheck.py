@@ -23,15 +23,10 @@ import torch
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=150)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--tau", type=float, default=0.5)
-    ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args()
-    torch.set_num_threads(1)
+def crosscheck(steps: int = 150, batch: int = 32, tau: float = 0.5, lr: float = 3e-4,
+               seed: int = 0) -> tuple[float, float, float]:
+    """(KL at π_ref, KL after the UDRRA PRA preset, KL after trl's DPOTrainer)."""
+    a = argparse.Namespace(steps=steps, batch=batch, tau=tau, lr=lr, seed=seed)
     import datasets
     from datasets import Dataset
 
@@ -102,6 +97,19 @@ def main() -> None:
         trainer.get_train_dataloader  # noqa: B018 (trl shuffles with its seed; order differs)
         trainer.train()
     trl_kl = kl_of(trainer.model.eval())
+    return start, ours_kl, trl_kl
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--tau", type=float, default=0.5)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    start, ours_kl, trl_kl = crosscheck(a.steps, a.batch, a.tau, a.lr, a.seed)
     moved = max((abs(ours_kl - start) + abs(trl_kl - start)) / 2, 1e-9)
     print(f"tau={a.tau} steps={a.steps} batch={a.batch} pairs={n}")
     print(f"KL(pi||target): start {start:.4f} | udrra pra preset {ours_kl:.4f} | "
