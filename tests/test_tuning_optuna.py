@@ -109,16 +109,16 @@ def test_budget_parity_every_method_gets_the_same_trials(env, tracking):
         {"name": "curve", "label": "a", "search": {"quality": {"uniform": [0.0, 1.0]}}},
         {"name": "curve", "label": "b", "search": {"quality": {"choice": [0.2, 0.4, 0.8]},
                                                    "epochs": {"int": [2, 4]}}},
-        {"name": "pop"}], trials=4)
+        {"name": "pop"}], trials=3)
     suite, cells, storage, summaries = _tune(reg, raw, tmp, tracking)
-    assert [(s.method, s.counted, s.budget) for s in summaries] == [("a", 4, 4), ("b", 4, 4)]
+    assert [(s.method, s.counted, s.budget) for s in summaries] == [("a", 3, 3), ("b", 3, 3)]
     for cell in cells[::2][:2]:
         states = [t.state.name for t in _study(suite, cell, storage).trials]
-        assert states == ["COMPLETE"] * 4
+        assert states == ["COMPLETE"] * 3
     tuned = tuned_cells(suite, cells, reg, storage=storage)
     budgets = {(c.method.key, c.tags["bench.tuning_trials"], c.tags["bench.tuning_budget"])
                for c in tuned}
-    assert budgets == {("a", "4", "4"), ("b", "4", "4"), ("pop", "0", "0")}
+    assert budgets == {("a", "3", "3"), ("b", "3", "3"), ("pop", "0", "0")}
 
 
 def test_tuning_scores_validation_only(env, tracking):
@@ -133,7 +133,7 @@ def test_tuning_scores_validation_only(env, tracking):
 def test_resume_after_interruption_counts_only_finished_trials(env, tracking):
     reg, fake, tmp = env
     raw = _suite("resume", [{"name": "curve", "search": {"quality": {"uniform": [0.0, 1.0]}}}],
-                 trials=5)
+                 trials=4)
     fake.interrupt_after = 2
     with pytest.raises(KeyboardInterrupt):
         _tune(reg, raw, tmp, tracking)
@@ -144,8 +144,8 @@ def test_resume_after_interruption_counts_only_finished_trials(env, tracking):
     fake.interrupt_after = None
     _, _, _, summaries = _tune(reg, raw, tmp, tracking)
     states = [t.state.name for t in _study(suite, cells[0], storage).trials]
-    assert states.count("COMPLETE") == 5 and states.count("FAIL") == 1 and len(states) == 6
-    assert summaries[0].counted == 5 and summaries[0].failed == 1
+    assert states.count("COMPLETE") == 4 and states.count("FAIL") == 1 and len(states) == 5
+    assert summaries[0].counted == 4 and summaries[0].failed == 1
     # a third call finds the budget spent and trains nothing
     before = fake.calls
     _tune(reg, raw, tmp, tracking)
@@ -155,13 +155,13 @@ def test_resume_after_interruption_counts_only_finished_trials(env, tracking):
 def test_pruning_stops_bad_trials_early(env, tracking):
     reg, fake, tmp = env
     raw = _suite("prune", [{"name": "curve", "search": {"quality": {"uniform": [0.0, 1.0]}}}],
-                 trials=10, pruner="median", pruner_startup_trials=2, pruner_warmup_steps=0)
+                 trials=8, pruner="median", pruner_startup_trials=2, pruner_warmup_steps=0)
     suite, cells, storage, summaries = _tune(reg, raw, tmp, tracking)
     trials = _study(suite, cells[0], storage).trials
     pruned = [t for t in trials if t.state.name == "PRUNED"]
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert pruned, "the median pruner pruned nothing"
-    assert summaries[0].pruned == len(pruned) and summaries[0].counted == 10
+    assert summaries[0].pruned == len(pruned) and summaries[0].counted == 8
     # a pruned trial stopped training before its last epoch, below the running median
     for t in pruned:
         assert max(t.intermediate_values) < EPOCHS - 1
@@ -176,13 +176,13 @@ def test_pruning_stops_bad_trials_early(env, tracking):
 def test_same_seed_same_trials(env, tracking, tmp_path_factory):
     reg, fake, tmp = env
     raw = _suite("determinism", [{"name": "curve",
-                                  "search": {"quality": {"loguniform": [1e-3, 1.0]}}}], trials=4)
+                                  "search": {"quality": {"loguniform": [1e-3, 1.0]}}}], trials=3)
     suite, cells, storage, _ = _tune(reg, raw, tmp, tracking)
     other = tmp_path_factory.mktemp("again")
     _tune(reg, raw, other, tracking)
     a = [t.params for t in _study(suite, cells[0], storage).trials]
     b = [t.params for t in _study(suite, cells[0], f"sqlite:///{other}/optuna.db").trials]
-    assert a == b and len({p["quality"] for p in a}) == 4
+    assert a == b and len({p["quality"] for p in a}) == 3
 
 
 def test_run_without_tuning_study_is_a_clear_error(env):
