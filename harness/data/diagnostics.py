@@ -32,6 +32,8 @@ def split_diagnostics(data: Interactions, train: np.ndarray, valid: np.ndarray,
     out: dict[str, Any] = {
         "test_items": int(in_test.sum()),
         "test_users_with_train": int(train_users[test_users].sum()),
+        # ranking metrics rise with positives per user: compare twins on this too
+        "test_events_per_user": float(len(test) / max(len(test_users), 1)),
         "train_item_gini": gini(train_pop[train_pop > 0]),
         "test_item_gini": gini(test_cnt[in_test]),
         # flatness: max/median of per-item test counts (spec §3.4 asks for ≲ 5)
