@@ -34,7 +34,7 @@ def test_contrastive_loss_prefers_query_near_its_target():
     assert pairwise_contrastive_loss(q, near, far) < pairwise_contrastive_loss(q, far, near)
 
 
-def _model(alpha, loss="hinge", cl_weight=0.0, official=False):
+def _model(alpha, loss="hinge", cl_weight=0.0, official=False, objective="loss"):
     mf = MF(1, 3, 2)
     with torch.no_grad():
         mf.user.weight.copy_(torch.tensor([[1.0, 0.0]]))
@@ -43,7 +43,7 @@ def _model(alpha, loss="hinge", cl_weight=0.0, official=False):
                             pair_slot=torch.tensor([0]), item_vectors=torch.zeros(3, 2),
                             slot_users=torch.tensor([0]))
     p = HNLMRecParams(dim=2, alpha=alpha, loss=loss, cl_weight=cl_weight, margin=0.3,
-                      adapter_hidden=2, official_code=official)
+                      adapter_hidden=2, official_code=official, adapter_objective=objective)
     model = HNLMRecModel(mf, sem, p)
     # make the adapter a fixed map: h = [3, 0] whatever the input
     with torch.no_grad():
@@ -89,3 +89,23 @@ def test_official_code_freezes_the_adapter_and_uses_a_tiny_alpha():
     default = _model(None)
     assert default.alpha == pytest.approx(0.1)
     assert all(p.requires_grad for p in default.adapter.parameters())
+
+
+def test_align_objective_trains_the_adapter_towards_cf_item_embeddings_only():
+    model = _model(0.5, objective="align")
+    loss, _ = model.pairwise_loss(U, P, N)
+    # hinge 0.05 as above, plus MSE(adapter(text of items 0, 1) = [3, 0], e = [2,0], [0.5,0])
+    mse = ((3 - 2) ** 2 + 0 + (3 - 0.5) ** 2 + 0) / 4
+    assert loss.item() == pytest.approx(0.05 + mse, rel=1e-6)
+    loss.backward()
+    bias_grad = model.adapter[2].bias.grad
+    # d MSE / d bias = 2/4 * ([1, 0] + [2.5, 0]); the ranking term adds nothing (h detached)
+    assert bias_grad.tolist() == pytest.approx([2 / 4 * 3.5, 0.0])
+
+
+def test_loss_objective_lets_the_ranking_loss_reach_the_adapter():
+    model = _model(0.5, objective="loss")
+    loss, _ = model.pairwise_loss(U, P, N)
+    loss.backward()
+    # hinge active: d/d bias of α·e_u·h = 0.5·e_u = [0.5, 0]
+    assert model.adapter[2].bias.grad.tolist() == pytest.approx([0.5, 0.0])

@@ -55,6 +55,7 @@ def test_training_negatives_of_a_real_run_are_never_training_positives(tmp_path,
                                                     sampler_params=sp),
                                     ds, ctx(registry, tmp_path))
         assert model.history["false_neg_rate"] >= 0
+        assert 0 <= model.history["semantic_score_above_sampled"] <= 1
     assert seen
     for users, neg in seen:
         assert not ds.positive_set.contains(users, neg).any()

@@ -67,6 +67,15 @@ def bench_train(method, params, dataset, ctx):
     backbone = build_backbone(p, dataset, ctx.device)
     model = HNLMRecModel(backbone, sem, p).to(ctx.device)
     history = train_pairwise(model, dataset, ctx, p)
+    users, items = dataset.train_pairs()
+    rng = ctx.rng("hnlmrec.diagnostics")
+    pick = torch.randperm(len(users), generator=rng)[:4096]
+    neg = dataset.positive_set.resample(
+        users[pick], torch.randint(dataset.n_items, (len(pick),), generator=rng),
+        lambda n: torch.randint(dataset.n_items, (n,), generator=rng))
+    model.eval()
+    history.update(model.hardness(users[pick].to(ctx.device), items[pick].to(ctx.device),
+                                  neg.to(ctx.device)))
     history.update({k: float(v) for k, v in sem.info.items()
                     if isinstance(v, (int, float)) and v is not None})
     history["semantic_from_cache"] = float(sem.source == "cache")

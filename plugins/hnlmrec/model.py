@@ -1,6 +1,8 @@
 """Stage 3 of HNLMRec: semantic alignment and CF training (spec §1.2).
 
-An adapter maps each pair's semantic negative from the LLM's space into the CF space;
+An adapter maps each pair's semantic negative from the LLM's space into the CF space
+(trained by default to align item text embeddings with the items' CF embeddings;
+``adapter_objective: loss`` lets the ranking loss train it instead, which degenerates);
 the sampled negative's embedding is mixed with it, ẽ_j = α·h_ui + (1−α)·e_j, and the loss
 is hinge(m) (or BPR) on (e_u·e_i, e_u·ẽ_j) + w·InfoNCE(e_u; e_i vs h_ui) + L2.
 
@@ -38,6 +40,8 @@ class HNLMRecModel(nn.Module):
         self.backbone = backbone
         self.semantic = semantic  # not a module: lookups only
         self.register_buffer("sem_vectors", semantic.vectors.float())
+        self.register_buffer("item_text_vectors", semantic.item_vectors.float())
+        self.objective, self.align_weight = p.adapter_objective, p.align_weight
         self.adapter = Adapter(semantic.vectors.shape[1], p.adapter_hidden, p.dim,
                                final_relu=p.official_code)
         self.adapter.requires_grad_(p.adapter_is_trainable)
@@ -69,10 +73,33 @@ class HNLMRecModel(nn.Module):
         slot = self.semantic.lookup(users, pos, self.n_items).to(self.sem_vectors.device)
         return self.adapter(self.sem_vectors[slot])
 
+    @torch.no_grad()
+    def hardness(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, float]:
+        """How hard the semantic negative is for the trained model: its score e_u·h
+        against the positive's and the sampled negative's. A trainable adapter is pushed
+        by the loss towards *easy* h (low e_u·h), which this makes visible."""
+        u_all, i_all = self.backbone.embeddings()
+        eu = u_all[users]
+        s_h = (eu * self.semantic_negatives(users, pos)).sum(-1)
+        s_i, s_j = (eu * i_all[pos]).sum(-1), (eu * i_all[neg]).sum(-1)
+        return {"semantic_score_above_sampled": float((s_h > s_j).float().mean()),
+                "semantic_score_above_positive": float((s_h > s_i).float().mean()),
+                "semantic_cos_user": float(F.cosine_similarity(
+                    eu, self.semantic_negatives(users, pos), dim=-1).mean())}
+
     def pairwise_loss(self, users, pos, neg):
         u_all, i_all = self.backbone.embeddings()
         eu, ei, ej = u_all[users], i_all[pos], i_all[neg]
         h = self.semantic_negatives(users, pos)
+        align = torch.zeros((), device=eu.device)
+        if self.objective == "align":
+            # semantic alignment on real items: adapter(text of j) ≈ e_j (CF side fixed);
+            # the ranking loss then treats h as data, so it cannot make h easy
+            items = torch.cat([pos, neg])
+            if any(q.requires_grad for q in self.adapter.parameters()):
+                align = F.mse_loss(self.adapter(self.item_text_vectors[items]),
+                                   i_all[items].detach())
+            h = h.detach()
         mixed = self.alpha * h + (1 - self.alpha) * ej
         pos_s, neg_s = (eu * ei).sum(-1), (eu * mixed).sum(-1)
         if self.loss_kind == "hinge":
@@ -84,4 +111,4 @@ class HNLMRecModel(nn.Module):
         b = F.cosine_similarity(eu, h, dim=-1) / self.cl_tau
         cl = F.softplus(b - a).mean()
         reg = embedding_l2(self.backbone.user(users), self.backbone.item(pos), self.backbone.item(neg))
-        return main + self.cl_weight * cl, reg
+        return main + self.cl_weight * cl + self.align_weight * align, reg

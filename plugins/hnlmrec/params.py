@@ -26,6 +26,12 @@ class HNLMRecParams(PairwiseParams):
     adapter_trainable: Optional[bool] = Field(None, description="default True (paper intent); "
                                               "False with official_code (adapter never optimised)")
     adapter_hidden: int = Field(128, ge=1)
+    adapter_objective: Literal["align", "loss"] = Field(
+        "align", description="align: the adapter learns LLM→CF space on real items (MSE of "
+        "adapter(text embedding of j) to e_j) and the ranking/CL losses see h as a constant; "
+        "loss: the adapter is trained by the ranking+CL loss itself, which it minimises by "
+        "making h an easy negative (measured: training loss → 0, NDCG at popularity level)")
+    align_weight: float = Field(1.0, ge=0.0)
     loss: Literal["hinge", "bpr"] = "hinge"
     margin: float = 0.3
     cl_weight: float = Field(1e-3, ge=0.0)
