@@ -16,7 +16,7 @@ from pathlib import Path
 
 CURVES = {"preference": ["curve_kl_target", "curve_expected_reward"],
           "reasoning": ["valid_accuracy", "train_level_1", "train_reward"]}
-TABLE = {"preference": ["kl_target", "expected_reward", "kl_target_rev", "kl_ref", "steps_to_kl"],
+TABLE = {"preference": ["kl_target", "expected_reward", "target_reward", "kl_ref"],
          "reasoning": ["accuracy", "accuracy_d2", "accuracy_d3", "accuracy_sampled",
                        "format_valid", "mean_reward", "kl_init", "reward_gap"]}
 
@@ -58,13 +58,17 @@ def main() -> None:
     methods = list(dict.fromkeys(r.data.tags["bench.method"] for r in runs))
     names = CURVES[a.suite]
     fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5))
+    means: dict[tuple[str, str], dict[int, float]] = {}
+    colors = plt.get_cmap("tab20").colors
     for ax, name in zip(axes, names):
+        ax.set_prop_cycle(color=colors[:max(len(methods), 1)])
         for m in methods:
             per_step = defaultdict(list)
             for r in runs:
                 if r.data.tags["bench.method"] == m:
                     for p in client.get_metric_history(r.info.run_id, name):
                         per_step[p.step].append(p.value)
+            means[(m, name)] = {s: statistics.mean(v) for s, v in per_step.items()}
             if per_step:
                 steps = sorted(per_step)
                 ax.plot(steps, [statistics.mean(per_step[s]) for s in steps], label=m,
@@ -88,6 +92,15 @@ def main() -> None:
         rs = [r for r in runs if r.data.tags["bench.method"] == m]
         cells = [fmt([r.data.metrics[c] for r in rs if c in r.data.metrics]) for c in cols]
         print(f"| {m} | {len(rs)} | " + " | ".join(cells) + " |")
+    name = names[0]
+    steps = sorted({s for m in methods for s in means.get((m, name), {})})
+    show = [s for s in steps if s in (0, 15, 30, 60, 90, 120, 150) or s == steps[-1]]
+    print(f"\n{name}, mean over seeds, by step:\n")
+    print("| method | " + " | ".join(f"step {s}" for s in show) + " |")
+    print("|---|" + "---|" * len(show))
+    for m in methods:
+        cur = means.get((m, name), {})
+        print(f"| {m} | " + " | ".join(f"{cur[s]:.3f}" if s in cur else "" for s in show) + " |")
 
 
 if __name__ == "__main__":

@@ -90,8 +90,10 @@ def bench_register_metrics():
          ("tv_target", False, "exact total variation to the target"),
          ("expected_reward", True, "exact E_pi[r]"),
          ("kl_ref", False, "exact KL(pi || pi_ref)"),
-         ("steps_to_kl", False, "optimizer steps until KL(pi||target) < threshold"),
-         ("queries_to_kl", False, "reward/preference queries until KL(pi||target) < threshold")]
+         ("steps_to_kl", False, "optimizer steps until KL(pi||target) < threshold "
+                                 "(steps + 1: not reached)"),
+         ("queries_to_kl", False, "reward/preference queries until KL(pi||target) < threshold "
+                                  "(censored like steps_to_kl)")]
     return ([MetricSpec(n, REASONING, ranx=False, needs_cutoff=False, higher_is_better=h,
                         description=d) for n, h, d in r]
             + [MetricSpec(n, PREFERENCE, ranx=False, needs_cutoff=False, higher_is_better=h,

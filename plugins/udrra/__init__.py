@@ -170,6 +170,8 @@ def train_udrra(p: UDRRAParams, data: PreferenceData, ctx) -> EnumerablePolicy:
         opt.step()
         if step % p.eval_every == 0:
             ctx.log_metrics({"train_loss": float(loss.detach())}, step)
+    if math.isnan(steps_to_kl):  # censored: not reached within the budget
+        steps_to_kl = p.steps + 1
     pol.history.update({"steps_to_kl": steps_to_kl,
                         "queries_to_kl": steps_to_kl * per_step,
                         "queries_per_step": per_step})
