@@ -33,9 +33,12 @@ def _registry():
     from .registry import Registry
 
     try:
-        return Registry()
+        registry = Registry()
     except BenchError as exc:
         _fail(str(exc))
+    for message in registry.load_errors.values():
+        err.print(f"[yellow]warning:[/] skipped {message}", highlight=False, soft_wrap=True)
+    return registry
 
 
 def _fail(message: str, code: int = 2):
@@ -161,6 +164,9 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable
 def ui(tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri"),
        port: int = typer.Option(5000, "--port"), host: str = typer.Option("127.0.0.1", "--host")):
     """Open the MLflow UI on the same store `bench run` writes to."""
+    from .tracking import absolute_uri
+
+    tracking_uri = absolute_uri(tracking_uri)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
            "--host", host, "--port", str(port)]
     console.print(f"MLflow UI on http://{host}:{port} (store {tracking_uri}); Ctrl-C stops it.")

@@ -181,7 +181,8 @@ def _run_one(cell, dataset, registry, tracker, done, cache_dir, hash_tag, status
             "bench.dataset": cell.dataset.key, "bench.seed": str(cell.seed),
             "bench.split_id": split_id, "bench.task": cell.task, "bench.plugin": plugin,
             "bench.protocol_id": _protocol_id(
-                cell, dataset.protocol if isinstance(dataset, TaskData) else None), **getattr(cell, "tags", {})}
+                cell, dataset.protocol if isinstance(dataset, TaskData) else None),
+            **getattr(cell, "tags", {})}
     t0 = time.perf_counter()
     with tracker.cell_run(cell.label, cell.resolved(), tags) as log:
         try:

@@ -141,6 +141,9 @@ class MethodEntry(_Strict):
     label: Optional[str] = None
     params: dict[str, Any] = Field(default_factory=dict)
     search: dict[str, SearchDim] = Field(default_factory=dict)
+    #: dataset keys (label or name) this method runs on; default: every dataset. Lets one
+    #: suite hold e.g. a topk and a sequential dataset with the models of each.
+    datasets: Optional[list[str]] = None
 
     @property
     def key(self) -> str:
@@ -340,7 +343,14 @@ def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tup
                                 f"{err['msg'].removeprefix('Value error, ')}.{hint}".replace("..", "."))
         if m.key in resolved_params:
             problems += _check_search(m, i, spec, source, tuned=suite.tuning is not None)
+        keys = [d.key for d in suite.datasets]
+        for k in m.datasets or []:
+            if k not in keys:
+                problems.append(f"{source}: methods[{i}].datasets: '{k}' is not one of the "
+                                f"suite's datasets.{closest(k, keys)}")
         for d in suite.datasets:
+            if m.datasets is not None and d.key not in m.datasets:
+                continue
             task = tasks.get(d.key)
             if task and task not in spec.tasks:
                 problems.append(f"{source}: methods[{i}] '{m.key}' supports tasks "
@@ -353,8 +363,10 @@ def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tup
         suite.tuning.direction = "maximize" if spec.higher_is_better else "minimize"
     cells = [Cell(suite.suite, d, m, seed, tuple(suite.metrics), suite.valid_metric,
                   tasks[d.key], resolved_params[m.key])
-             for d in suite.datasets for m in suite.methods for seed in suite.seeds]
+             for d in suite.datasets for m in suite.methods for seed in suite.seeds
+             if m.datasets is None or d.key in m.datasets]
     return suite, cells
+
 
 
 def _check_search(m: MethodEntry, i: int, spec: Any, source: str, tuned: bool) -> list[str]:

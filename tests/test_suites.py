@@ -88,3 +88,17 @@ def test_dataset_loader_errors_fail_cells_not_the_grid(write_suite):
     assert result.exit_code == 1
     assert "does not exist" in result.output
     assert "2 cell(s) ran" not in result.output and "4 cell(s) ran" in result.output
+
+
+def test_methods_can_be_restricted_to_some_datasets(write_suite, registry):
+    from harness.suite import load_suite
+
+    suite = tiny_suite(seeds=[0])
+    suite["datasets"].append({"name": "synthetic", "label": "seq", "task": "sequential",
+                              "split": {"strategy": "leave_one_out"}})
+    suite["methods"] = [{"name": "bpr_mf", "datasets": ["synthetic"]},
+                        {"name": "sasrec", "datasets": ["seq"]}]
+    _, cells = load_suite(write_suite(suite), registry)
+    assert sorted((c.method.key, c.dataset.key) for c in cells) == [("bpr_mf", "synthetic"), ("sasrec", "seq")]
+    suite["methods"][1]["datasets"] = ["sequ"]
+    _invalid(write_suite(suite), "methods[1].datasets", "'sequ' is not one of", "seq")
