@@ -71,6 +71,7 @@ class Board:
     best: dict[str, set[str]]
     comparisons: dict[tuple[str, str], Comparison]
     notes: list[str]
+    lower_better: set[str] = field(default_factory=set)  # metrics where smaller wins
 
 
 # --- reading the store ---------------------------------------------------------------------
@@ -178,7 +179,8 @@ def build_boards(suite: Suite, registry: Registry, client, experiment_id: str,
         missing = [m for m in order if m not in methods]
         if missing:
             notes.append(f"no finished runs yet for: {', '.join(missing)}.")
-        boards.append(Board(entry.key, split_id, protocol_id, rows, best, comparisons, notes))
+        boards.append(Board(entry.key, split_id, protocol_id, rows, best, comparisons, notes,
+                            lower_better))
     if not boards:
         raise BenchError(f"no finished cell runs of suite '{suite.suite}' for its datasets "
                          f"({', '.join(d.key for d in suite.datasets)}); run `bench run` first "
@@ -225,7 +227,8 @@ def _cell_text(row: Row, metric: str, board: Board, alpha: float) -> tuple[str, 
     comp = board.comparisons.get((row.method, metric))
     mark = ""
     if comp is not None and comp.significant(alpha):
-        mark = BETTER if comp.delta > 0 else WORSE
+        improved = comp.delta < 0 if metric in board.lower_better else comp.delta > 0
+        mark = BETTER if improved else WORSE
     return text, mark, row.method in board.best.get(metric, set())
 
 

@@ -146,3 +146,16 @@ def test_leaderboard_without_runs_is_a_clear_error(store, tmp_path):
     s, _ = validate_suite(raw, reg)
     with pytest.raises(BenchError, match="bench run"):
         build_leaderboard(s, reg, tracking_uri=uri, out_dir=tmp_path)
+
+
+def test_significance_arrow_respects_lower_is_better():
+    from harness.leaderboard import BETTER, WORSE, Board, Row, _cell_text
+    from harness.significance import Comparison
+
+    row = Row("m", [])
+    row.stats = {"ndcg@10": (0.3, 0.0, 1), "neg_hit_rate@10": (0.1, 0.0, 1)}
+    comps = {("m", "ndcg@10"): Comparison("m", "ndcg@10", 0.001, 0.001, delta=-0.05),
+             ("m", "neg_hit_rate@10"): Comparison("m", "neg_hit_rate@10", 0.001, 0.001, delta=-0.05)}
+    board = Board("d", "s", "p", [row], {}, comps, [], lower_better={"neg_hit_rate@10"})
+    assert _cell_text(row, "ndcg@10", board, 0.05)[1] == WORSE     # lower ndcg: worse
+    assert _cell_text(row, "neg_hit_rate@10", board, 0.05)[1] == BETTER  # fewer dislikes: better
