@@ -109,5 +109,18 @@ class BenchError(Exception):
     """An error the user can fix (bad input). The CLI prints it without a traceback."""
 
 
+def parse_params(model: type[BaseModel], params: dict, owner: str) -> BaseModel:
+    """Validate a dataset's or component's params, turning pydantic's error into one
+    line that names the owner, the key and what is allowed."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise BenchError(f"{owner} params.{'.'.join(map(str, err['loc']))}: {err['msg']} "
+                         f"(allowed: {', '.join(model.model_fields)}).") from None
+
+
 class PluginError(BenchError):
     """A plugin is broken (wrong hook signature, duplicate name, ...)."""

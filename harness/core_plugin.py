@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from .api import BenchError, DatasetSpec, MetricSpec
+from .api import DatasetSpec, MetricSpec, parse_params
 from .hookspecs import hookimpl
 from .scoring import RANX_METRICS, score_ranking
 
@@ -39,13 +39,8 @@ class _SyntheticParams(BaseModel):
     seed: int = 0
 
 
-def _params(model: type[BaseModel], params: dict, dataset: str) -> BaseModel:
-    try:
-        return model.model_validate(params)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise BenchError(f"dataset '{dataset}' params.{'.'.join(map(str, err['loc']))}: "
-                         f"{err['msg']} (allowed: {', '.join(model.model_fields)}).") from None
+def _params(model, params: dict, dataset: str):
+    return parse_params(model, params, f"dataset '{dataset}'")
 
 
 @hookimpl

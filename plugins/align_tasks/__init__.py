@@ -4,9 +4,9 @@ metrics and scorers. Generators and graders live in :mod:`harness.tasks` so ever
 plugin can import them; this plugin only exposes them to suites."""
 from __future__ import annotations
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from harness.api import BenchError, DatasetSpec, MetricSpec, Params
+from harness.api import DatasetSpec, MetricSpec, Params, parse_params
 from harness.hookspecs import hookimpl
 
 REASONING = ("reasoning",)
@@ -35,12 +35,7 @@ class PreferenceParams(Params):
 
 
 def _params(model, params: dict, dataset: str):
-    try:
-        return model.model_validate(params)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise BenchError(f"dataset '{dataset}' params.{'.'.join(map(str, err['loc']))}: "
-                         f"{err['msg']} (allowed: {', '.join(model.model_fields)}).") from None
+    return parse_params(model, params, f"dataset '{dataset}'")
 
 
 @hookimpl
