@@ -12,18 +12,33 @@ import torch
 
 
 class PositiveSet:
-    """(user, item) membership in a CSR matrix via binary search on sorted pair keys."""
+    """(user, item) membership of a CSR matrix.
 
-    def __init__(self, matrix: sp.csr_matrix) -> None:
+    Small matrices (≤ ``DENSE_LIMIT`` cells, e.g. ml-100k's 1.6M) get a dense boolean
+    table: one gather per query, which made negative sampling ~4x cheaper than a binary
+    search and was the largest cost of a BPR epoch. Larger ones keep sorted pair keys and
+    ``searchsorted`` (memory linear in the positives). Both answer identically.
+    """
+
+    DENSE_LIMIT = 1 << 25  # cells (bytes) of the dense table
+
+    def __init__(self, matrix: sp.csr_matrix, dense_limit: int | None = None) -> None:
         coo = matrix.tocoo()
         self.n_items = matrix.shape[1]
         keys = coo.row.astype(np.int64) * self.n_items + coo.col.astype(np.int64)
         self.keys = torch.from_numpy(np.unique(keys))
+        limit = self.DENSE_LIMIT if dense_limit is None else dense_limit
+        self.dense: torch.Tensor | None = None
+        if matrix.shape[0] * matrix.shape[1] <= limit:
+            self.dense = torch.zeros(matrix.shape[0] * matrix.shape[1], dtype=torch.bool)
+            self.dense[self.keys] = True
 
     def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         if len(self.keys) == 0:
             return torch.zeros(items.shape, dtype=torch.bool)
         query = users.reshape(-1, *([1] * (items.dim() - 1))) * self.n_items + items
+        if self.dense is not None:
+            return self.dense[query.expand(items.shape)]
         pos = torch.searchsorted(self.keys, query.reshape(-1)).clamp(max=len(self.keys) - 1)
         return (self.keys[pos] == query.reshape(-1)).reshape(items.shape)
 

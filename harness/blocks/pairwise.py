@@ -78,7 +78,8 @@ def train_pairwise(model: torch.nn.Module, dataset: Any, ctx: Any, p: PairwisePa
             false_neg[0] += hits
             false_neg[1] += seen
             loss, reg = model.pairwise_loss(u, pos, neg)
-            loss = loss + p.reg_weight * reg
+            if p.reg_weight:  # skipping 0*reg leaves loss and gradients bit-identical
+                loss = loss + p.reg_weight * reg
             opt.zero_grad()
             loss.backward()
             opt.step()
