@@ -83,13 +83,20 @@ def full_ranking_topk(model, users: np.ndarray, exclude: sp.csr_matrix, k: int,
 
     Returns (items LongTensor[n, k], valid BoolTensor[n, k]); ``valid`` is False where a
     user has fewer than k rankable items (those slots hold masked items).
+
+    ``model.score`` must return a fresh tensor (a matmul result, an indexed copy): it is
+    overwritten in place (NaN and excluded items set to -inf). Views are copied first.
     """
     out_items, out_valid = [], []
     with torch.no_grad():
         for start in range(0, len(users), chunk_size):
             chunk = users[start:start + chunk_size]
-            scores = model.score(torch.as_tensor(chunk, dtype=torch.long, device=device))
-            scores = torch.nan_to_num(scores.float(), nan=-torch.inf)
+            scores = model.score(torch.as_tensor(chunk, dtype=torch.long, device=device)).float()
+            if scores._base is not None:  # a view of something the model keeps: don't write into it
+                scores = scores.clone()
+            # in place: an out-of-place copy of a 1024 x 50k chunk cost a third of the
+            # whole top-K pass (benchmarks/scale_eval.py)
+            torch.nan_to_num_(scores, nan=-torch.inf)
             rows = exclude[chunk]
             r = torch.from_numpy(np.repeat(np.arange(len(chunk)), np.diff(rows.indptr)))
             c = torch.from_numpy(rows.indices.astype(np.int64))
