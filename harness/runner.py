@@ -22,6 +22,7 @@ from .data.splits import SPLITTERS
 from .registry import Registry
 from .scoring import write_trec_run
 from .suite import Cell, DatasetEntry, Suite
+from .tracking import HASH_TAG, STATUS_TAG
 
 CACHE_DIR = Path(".bench_cache")
 
@@ -145,7 +146,7 @@ def run_suite(suite: Suite, cells: list[Cell], registry: Registry, *, force: boo
               tracking_uri: Optional[str] = None, progress: Any = None,
               cache_dir: Path = CACHE_DIR) -> list[CellResult]:
     """Run every cell; a failing cell is recorded and the grid goes on."""
-    from .tracking import HASH_TAG, STATUS_TAG, Tracker
+    from .tracking import Tracker
 
     tracker = Tracker(tracking_uri or suite.tracking.uri, suite.suite)
     done = {} if force else tracker.finished_cells()
@@ -163,21 +164,20 @@ def run_suite(suite: Suite, cells: list[Cell], registry: Registry, *, force: boo
                     datasets[key] = prepare_dataset(cell.dataset, cell.task, registry, cache_dir)
                 except Exception as exc:  # every cell of this dataset fails, the rest goes on
                     datasets[key] = exc
-            results.append(_run_one(cell, datasets[key], registry, tracker, done, cache_dir,
-                                    HASH_TAG, STATUS_TAG))
+            results.append(_run_one(cell, datasets[key], registry, tracker, done, cache_dir))
             if progress:
                 progress.advance(task)
     return results
 
 
-def _run_one(cell, dataset, registry, tracker, done, cache_dir, hash_tag, status_tag) -> CellResult:
+def _run_one(cell, dataset, registry, tracker, done, cache_dir) -> CellResult:
     plugin = registry.plugin_version("method", cell.method.name)
     split_id = dataset.split_id if isinstance(dataset, (Dataset, TaskData)) else "unavailable"
     h = cell.content_hash(split_id, plugin)
     if h in done:
         return CellResult(cell, "skipped", {k.replace("_at_", "@"): v for k, v in done[h].items()},
                           cell_hash=h)
-    tags = {hash_tag: h, "bench.method": cell.method.key, "bench.method_name": cell.method.name,
+    tags = {HASH_TAG: h, "bench.method": cell.method.key, "bench.method_name": cell.method.name,
             "bench.dataset": cell.dataset.key, "bench.seed": str(cell.seed),
             "bench.split_id": split_id, "bench.task": cell.task, "bench.plugin": plugin,
             "bench.protocol_id": _protocol_id(
@@ -190,14 +190,14 @@ def _run_one(cell, dataset, registry, tracker, done, cache_dir, hash_tag, status
                 raise dataset
             log.json(dataset.diagnostics, "split_diagnostics.json")
             metrics, result, ctx = run_cell(cell, dataset, registry, log, cache_dir)
-            log.tags({status_tag: "finished"})
+            log.tags({STATUS_TAG: "finished"})
             res = CellResult(cell, "finished", metrics, seconds=time.perf_counter() - t0, cell_hash=h)
             registry.pm.hook.bench_on_cell_end(cell=cell, ctx=ctx, result=res)
             return res
         except Exception as exc:  # failure isolation: record and go on
             tb = traceback.format_exc()
             log.text(tb, "traceback.txt")
-            log.tags({status_tag: "failed", "bench.error": f"{type(exc).__name__}: {exc}"[:4000]})
+            log.tags({STATUS_TAG: "failed", "bench.error": f"{type(exc).__name__}: {exc}"[:4000]})
             return CellResult(cell, "failed", error=f"{type(exc).__name__}: {exc}",
                               seconds=time.perf_counter() - t0, cell_hash=h)
 
