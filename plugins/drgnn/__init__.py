@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.api import MethodSpec
-from harness.blocks.graph import LightGCN, normalized_adjacency, propagate
+from harness.blocks.graph import LightGCN, mark_symmetric, normalized_adjacency, propagate
 from harness.blocks.pairwise import PairwiseParams, bpr_loss, embedding_l2, train_pairwise
 from harness.hookspecs import hookimpl
 
@@ -63,7 +63,8 @@ class DRGNN(LightGCN):
             return super().layer_embeddings()
         adj = torch.sparse_coo_tensor(self.adj.indices(), self.adj.values() * self.edge_weights(),
                                       self.adj.shape, is_coalesced=True, check_invariants=False)
-        return propagate(adj, self.ego(), self.n_layers)
+        # both stored directions of an edge get its one weight, so the result stays symmetric
+        return propagate(mark_symmetric(adj), self.ego(), self.n_layers)
 
     def pairwise_loss(self, users, pos, neg):
         u_all, i_all = self.embeddings()

@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from harness.blocks.graph import mean_readout, propagate, signed_adjacency
+from harness.blocks.graph import mean_readout, propagate, signed_adjacency, spmm
 from harness.blocks.signed import sampled_scores
 
 from . import losses
@@ -60,7 +60,7 @@ class LightSignedGCN(nn.Module):
         ego = torch.cat([self.user.weight, self.item.weight])
         ego_neg = torch.cat([self.user_neg.weight, self.item_neg.weight])
         z_pos = mean_readout(propagate(self.adj_pos, ego, self.n_layers))
-        first = torch.sparse.mm(self.adj_neg, ego)
+        first = spmm(self.adj_neg, ego)
         if self.high_order_negatives:
             neg_layers = propagate(self.adj_pos, first, self.n_layers - 1)
         else:  # ablation: Nₗ = 0 for l ≥ 2, the readout still averages over L+1 slots
