@@ -40,3 +40,40 @@ def test_trpa_cell_runs_logs_levels_and_an_active_trust_region(tmp_path):
     tr = client.get_metric_history(run.info.run_id, "tr_kl")
     assert len(tr) == 2 and all(p.value > 0 for p in tr)  # μ = 2: the TR term is active
     assert len(client.get_metric_history(run.info.run_id, "valid_accuracy")) == 3
+
+
+def test_old_reference_ablation_measures_the_log_ratio_against_pi_old(tmp_path):
+    """With one inner step, π_θ = π_old when the gradient is taken, so against π_old every
+    log-ratio is 0 and the pair loss is exactly log 2 at every step; against the fixed
+    initial model it moves away from log 2 once the policy has been updated."""
+    import math
+
+    import mlflow
+
+    llm = {"layers": 1, "dim": 32, "heads": 2, "ffn_mult": 2, "max_positions": 160,
+           "sft_steps": 15, "sft_batch_size": 16}
+    base = {"steps": 3, "prompts_per_step": 2, "samples_per_prompt": 4, "max_new_tokens": 32,
+            "inner_steps": 1, "eval_every": 0, "lr": 1e-2, "llm": llm}
+    raw = {"suite": "trpa-ref",
+           "datasets": [{"name": "knights_knaves",
+                         "params": {"n_train": 12, "n_valid": 4, "n_test": 4, "eval_samples": 0,
+                                    "max_new_tokens": 32}}],
+           "methods": [{"name": "trpa_old_ref", "params": base}, {"name": "trpa", "params": base}],
+           "seeds": [0], "metrics": ["accuracy"], "valid_metric": "accuracy"}
+    reg = Registry()
+    suite, cells = validate_suite(raw, reg)
+    uri = f"sqlite:///{tmp_path}/m.db"
+    results = run_suite(suite, cells, reg, tracking_uri=uri, cache_dir=tmp_path)
+    assert [r.status for r in results] == ["finished", "finished"], [r.error for r in results]
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("trpa-ref").experiment_id
+
+    def pair_losses(method):
+        run = client.search_runs([exp], filter_string=f"tags.`bench.method` = '{method}'")[0]
+        return [p.value for p in sorted(client.get_metric_history(run.info.run_id, "pair_loss"),
+                                        key=lambda p: p.step)]
+
+    old, fixed = pair_losses("trpa_old_ref"), pair_losses("trpa")
+    assert len(old) == 3 and all(abs(v - math.log(2)) < 1e-6 for v in old)
+    assert abs(fixed[0] - math.log(2)) < 1e-6  # step 0: the policy is still the initial model
+    assert any(abs(v - math.log(2)) > 1e-4 for v in fixed[1:])

@@ -9,8 +9,9 @@ which the ``align_tasks`` plugin scores on the reasoning task.
 
 Methods: ``trpa`` and its ablations ``trpa_no_ktpo`` (a = 1), ``trpa_best_worst``
 (pairs only between the best and worst level present), ``trpa_no_tr`` (no trust-region
-term); ``trl_grpo``, ``trl_online_dpo``, ``trl_dpo`` (offline pairs from the initial
-policy); ``sft_init`` (the starting policy, no alignment).
+term), ``trpa_old_ref`` (log-ratio against π_old, not the initial model);
+``trl_grpo``, ``trl_online_dpo``, ``trl_dpo`` (offline pairs from the initial policy);
+``sft_init`` (the starting policy, no alignment).
 """
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ class TRPAParams(AlignParams):
                                                   "the trust region act)")
     sqrt_tr: bool = False
     grad_clip: float = Field(1.0, gt=0)
+    reference: Literal["initial", "old"] = Field(
+        "initial", description="log-ratio reference: the frozen initial model (official code) "
+                               "or π_old, the rollout policy (the paper's posterior framing)")
 
 
 class NoKTPOParams(TRPAParams):
@@ -61,6 +65,10 @@ class BestWorstParams(TRPAParams):
 
 class NoTRParams(TRPAParams):
     tr_coef: float = 0.0
+
+
+class OldRefParams(TRPAParams):
+    reference: Literal["initial", "old"] = "old"
 
 
 class GRPOParams(AlignParams):
@@ -77,6 +85,8 @@ METHODS: dict[str, tuple[type[Params], str]] = {
     "trpa_no_ktpo": (NoKTPOParams, "TRPA ablation: no level-dependent β (a = 1)"),
     "trpa_best_worst": (BestWorstParams, "TRPA ablation: pairs only between best and worst level"),
     "trpa_no_tr": (NoTRParams, "TRPA ablation: no trust-region term"),
+    "trpa_old_ref": (OldRefParams, "TRPA ablation: log-ratio against π_old instead of the "
+                                   "fixed initial model"),
     "trl_grpo": (GRPOParams, "GRPO via trl.GRPOTrainer (loss grpo, β 0.001, ε 0.2)"),
     "trl_online_dpo": (DPOParams, "Online DPO via trl.experimental.online_dpo (sigmoid, β 0.1)"),
     "trl_dpo": (DPOParams, "offline DPO via trl.DPOTrainer on pairs from the initial policy"),

@@ -58,8 +58,8 @@ def train_trpa(policy: Policy, data, p, ctx) -> Policy:
         ids, att = s.input_ids.to(device), s.attention_mask.to(device)
         mask = s.response_mask.to(device)
         with torch.no_grad():
-            ref_lp = response_logprobs(policy.init_model, ids, att)
             old_lp = response_logprobs(model, ids, att)
+            ref_lp = old_lp if p.reference == "old" else response_logprobs(policy.init_model, ids, att)
         model.train()
         stats = {}
         for _ in range(p.inner_steps):
