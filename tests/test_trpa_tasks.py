@@ -5,7 +5,7 @@ from harness.tasks.levels import format_ok
 from harness.tasks.reasoning import (arithmetic_corruptions, consistent_assignments, kk_answer,
                                      kk_corruptions, make_reasoning, parse_kk, parse_number,
                                      digits, kk_problem)
-from plugins.trpa.loss import build_pairs
+from harness.tasks.levels import level_pairs as build_pairs
 
 
 def test_kk_puzzles_have_unique_solutions_and_the_parser_round_trips():

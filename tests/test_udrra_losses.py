@@ -31,6 +31,24 @@ def test_each_loss_against_a_hand_computed_value():
     assert abs(float(val) - (-(0.5 * -1.0 + -0.5 * -2.0 + 0.0) / 3)) < 1e-6
 
 
+def test_trpa_style_levels_pairs_and_anisotropic_tau():
+    from harness.tasks.levels import level_pairs
+
+    rewards = torch.tensor([0.95, 0.1, 0.6, 1.0, 0.0, 0.74])
+    levels = losses.reward_levels(rewards, 4)
+    assert levels.tolist() == [1, 4, 2, 1, 4, 2]  # equal-width bins, 1 = best
+    rho = torch.tensor([1.0, 0.0, 0.5, 2.0, -1.0, 0.0])
+    groups = [0, 0, 0, 1, 1, 1]
+    pairs = level_pairs(levels.tolist(), groups)
+    assert sorted(pairs) == [(0, 1), (0, 2), (2, 1), (3, 4), (3, 5), (5, 4)]
+    tau, a = 0.5, 2.0
+    by_hand = [-math.log(1 / (1 + math.exp(-t * (rho[w] - rho[lo]).item())))
+               for (w, lo), t in zip(pairs, [tau * a if levels[w] == 1 else tau for w, _ in pairs])]
+    val = losses.leveled_pra_loss(rho, levels, pairs, tau, a)
+    assert abs(float(val) - sum(by_hand) / len(by_hand)) < 1e-6
+    assert float(losses.leveled_pra_loss(rho, levels, [], tau, a)) == 0.0
+
+
 def test_exact_target_kl_and_minimisers():
     ref = torch.log(torch.tensor([[0.5, 0.25, 0.25]]))
     r = torch.tensor([[0.0, 1.0, 0.5]])

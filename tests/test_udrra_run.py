@@ -39,13 +39,13 @@ def test_validate_rejects_bad_udrra_params():
 
 def test_presets_run_through_the_runner_and_reduce_kl(tmp_path):
     reg = Registry()
-    suite, cells = validate_suite(_suite(["bda_exact", "rda", "pra"], steps=30), reg)
+    suite, cells = validate_suite(_suite(["bda_exact", "rda", "pra", "trpa_style"], steps=30), reg)
     ds = prepare_dataset(cells[0].dataset, cells[0].task, reg, tmp_path)
     assert isinstance(ds, TaskData) and len(ds.split_id) == 12
     assert prepare_dataset(cells[0].dataset, cells[0].task, reg, tmp_path).split_id == ds.split_id
     results = run_suite(suite, cells, reg, tracking_uri=f"sqlite:///{tmp_path}/m.db",
                         cache_dir=tmp_path)
-    assert [r.status for r in results] == ["finished"] * 3, [r.error for r in results]
+    assert [r.status for r in results] == ["finished"] * 4, [r.error for r in results]
     import mlflow
 
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/m.db")
@@ -59,5 +59,5 @@ def test_presets_run_through_the_runner_and_reduce_kl(tmp_path):
         assert r.metrics["kl_target"] >= 0 and 0 <= r.metrics["expected_reward"] <= 1
     again = run_suite(suite, cells, reg, tracking_uri=f"sqlite:///{tmp_path}/m.db",
                       cache_dir=tmp_path)
-    assert [r.status for r in again] == ["skipped"] * 3  # resume by cell hash
+    assert [r.status for r in again] == ["skipped"] * 4  # resume by cell hash
     assert math.isclose(again[0].metrics["kl_target"], results[0].metrics["kl_target"])

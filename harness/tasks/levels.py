@@ -7,6 +7,7 @@ scalar, TRPA only the level.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -41,3 +42,28 @@ def answer_text(response: str) -> str | None:
     """Content of the last ``<answer> ... </answer>`` block, or None if there is none."""
     found = re.findall(r"<answer>(.*?)</answer>", response, flags=re.S)
     return found[-1].strip() if found else None
+
+
+def level_pairs(levels: list[int], groups: list[int], pairing: str = "all"
+                ) -> list[tuple[int, int]]:
+    """(winner, loser) index pairs: within a group, every response of a better level
+    against every response of a worse level (``all``), or only best vs worst level
+    present (``best_worst``). Same-level pairs are never formed.
+
+    Shared by TRPA and UDRRA's TRPA-style preset: both turn graded responses into
+    preference pairs this way."""
+    if pairing not in ("all", "best_worst"):
+        raise ValueError(f"unknown pairing '{pairing}' (all or best_worst)")
+    by_group: dict[int, dict[int, list[int]]] = {}
+    for i, (lv, g) in enumerate(zip(levels, groups)):
+        by_group.setdefault(g, {}).setdefault(lv, []).append(i)
+    pairs = []
+    for g in sorted(by_group):
+        present = sorted(by_group[g])
+        if len(present) < 2:
+            continue
+        chosen = [(present[0], present[-1])] if pairing == "best_worst" else \
+            list(itertools.combinations(present, 2))
+        for hi, lo in chosen:
+            pairs += list(itertools.product(by_group[g][hi], by_group[g][lo]))
+    return pairs

@@ -8,8 +8,9 @@ from __future__ import annotations
 import torch
 
 from harness.llm import Policy, response_logprobs, sample_responses
+from harness.tasks.levels import level_pairs
 
-from .loss import build_pairs, trpa_loss
+from .loss import trpa_loss
 
 
 def rollout(policy: Policy, data, problems, n: int, max_new_tokens: int, temperature: float,
@@ -54,7 +55,7 @@ def train_trpa(policy: Policy, data, p, ctx) -> Policy:
         s, grades = rollout(policy, data, problems, p.samples_per_prompt, p.max_new_tokens,
                             p.temperature, device)
         levels = [gr.level for gr in grades]
-        pairs = build_pairs(levels, s.prompt_index, p.pairing)
+        pairs = level_pairs(levels, s.prompt_index, p.pairing)
         ids, att = s.input_ids.to(device), s.attention_mask.to(device)
         mask = s.response_mask.to(device)
         with torch.no_grad():

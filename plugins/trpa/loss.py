@@ -8,8 +8,6 @@ at the first inner step, so it only acts with more than one inner step per batch
 """
 from __future__ import annotations
 
-import itertools
-
 import torch
 import torch.nn.functional as F
 
@@ -18,28 +16,6 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
     if dim is None:
         return (x * mask).sum() / mask.sum().clamp(min=1)
     return (x * mask).sum(dim) / mask.sum(dim).clamp(min=1)
-
-
-def build_pairs(levels: list[int], groups: list[int], pairing: str = "all"
-                ) -> list[tuple[int, int]]:
-    """(winner, loser) index pairs: within a group, every response of a better level
-    against every response of a worse level (``all``), or only best vs worst level
-    present (``best_worst``). Same-level pairs are never formed."""
-    if pairing not in ("all", "best_worst"):
-        raise ValueError(f"unknown pairing '{pairing}' (all or best_worst)")
-    by_group: dict[int, dict[int, list[int]]] = {}
-    for i, (lv, g) in enumerate(zip(levels, groups)):
-        by_group.setdefault(g, {}).setdefault(lv, []).append(i)
-    pairs = []
-    for g in sorted(by_group):
-        present = sorted(by_group[g])
-        if len(present) < 2:
-            continue
-        level_pairs = [(present[0], present[-1])] if pairing == "best_worst" else \
-            list(itertools.combinations(present, 2))
-        for hi, lo in level_pairs:
-            pairs += list(itertools.product(by_group[g][hi], by_group[g][lo]))
-    return pairs
 
 
 def k3(logp: torch.Tensor, logp_old: torch.Tensor) -> torch.Tensor:

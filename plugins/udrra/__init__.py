@@ -2,7 +2,8 @@
 
 Method ``udrra`` with ``preset`` in: bda_exact, bda, ra, ra_learned_z, rda, pra (= DPO),
 ipo, pra_online (PRA-P, fixed reference), pra_posterior (online pairs, reference reset to
-π_old every ``ref_update_every`` steps). ``data`` overrides where samples come from
+π_old every ``ref_update_every`` steps), trpa_style (online groups of ``group_size``,
+rewards quantised into ``levels``, pairs across levels, anisotropic τ as in TRPA). ``data`` overrides where samples come from
 (offline from π_ref, offline from a poor-coverage policy, or online from π_θ).
 
 The policy is a tiny decoder from :mod:`harness.llm` warm-started on samples of the
@@ -25,6 +26,8 @@ from harness.hookspecs import hookimpl
 from harness.llm import LLMConfig, load_llm
 from harness.tasks.preference import PreferenceData, exact_target, preference_metrics
 
+from harness.tasks.levels import level_pairs
+
 from . import losses
 
 PRESETS = {  # preset -> (loss, default data regime, reference)
@@ -37,6 +40,7 @@ PRESETS = {  # preset -> (loss, default data regime, reference)
     "ipo": ("ipo", "offline_ref", "fixed"),
     "pra_online": ("pra", "online", "fixed"),
     "pra_posterior": ("pra", "online", "old"),
+    "trpa_style": ("trpa_style", "online", "fixed"),
 }
 
 
@@ -52,6 +56,9 @@ class UDRRAParams(Params):
     lr: float = Field(1e-3, gt=0)
     eval_every: int = Field(10, ge=1)
     kl_threshold: float = Field(0.05, gt=0)
+    levels: int = Field(4, ge=2, description="trpa_style: reward levels (equal-width bins)")
+    group_size: int = Field(8, ge=2, description="trpa_style: samples per prompt per step")
+    anisotropy: float = Field(2.5, gt=0, description="trpa_style: τ multiplier, level-1 winner")
     llm: LLMConfig = Field(default_factory=lambda: LLMConfig(
         layers=2, dim=64, heads=4, ffn_mult=2, max_positions=16, sft_steps=400, sft_lr=3e-3,
         sft_batch_size=64))
@@ -114,7 +121,9 @@ def train_udrra(p: UDRRAParams, data: PreferenceData, ctx) -> EnumerablePolicy:
     loss_ref = pol.ref_logp.clone()  # the reference inside the loss (π_old for -P variants)
     bad = data.bad_probs.log()
     K = data.n_prompts
-    per_step = {"bda_exact": K * len(data.responses)}.get(loss_name, 2 * p.batch)
+    per_step = {"bda_exact": K * len(data.responses),
+                "trpa_style": max(1, 2 * p.batch // p.group_size) * p.group_size
+                }.get(loss_name, 2 * p.batch)
     steps_to_kl = math.nan
     for step in range(p.steps + 1):
         if step % p.eval_every == 0 or step == p.steps:
@@ -138,8 +147,12 @@ def train_udrra(p: UDRRAParams, data: PreferenceData, ctx) -> EnumerablePolicy:
             with torch.no_grad():
                 src = {"offline_ref": pol.ref_logp, "offline_bad": bad}.get(regime)
                 src = pol.enumerate_logprobs() if src is None else src
-            n = 2 * p.batch if loss_name in ("bda", "ra", "ra_learned_z") else p.batch
-            xs = torch.randint(K, (n,), generator=g)
+            if loss_name == "trpa_style":  # same queries per step: 2·batch samples in groups
+                n_groups = max(1, 2 * p.batch // p.group_size)
+                xs = torch.randint(K, (n_groups,), generator=g).repeat_interleave(p.group_size)
+            else:
+                n = 2 * p.batch if loss_name in ("bda", "ra", "ra_learned_z") else p.batch
+                xs = torch.randint(K, (n,), generator=g)
             y1 = _sample(src.exp(), xs, g)
             lp1 = pol.logprobs(xs, y1)
             rho1, r1 = lp1 - loss_ref[xs, y1], data.rewards[xs, y1]
@@ -149,6 +162,11 @@ def train_udrra(p: UDRRAParams, data: PreferenceData, ctx) -> EnumerablePolicy:
                 loss = losses.ra_loss(rho1, r1, p.tau, tau_log_z[xs])
             elif loss_name == "ra_learned_z":
                 loss = losses.ra_loss(rho1, r1, p.tau, learned_z[xs])
+            elif loss_name == "trpa_style":
+                levels = losses.reward_levels(r1, p.levels)
+                groups = torch.arange(len(xs)) // p.group_size
+                pairs = level_pairs(levels.tolist(), groups.tolist())
+                loss = losses.leveled_pra_loss(rho1, levels, pairs, p.tau, p.anisotropy)
             else:
                 y2 = _sample(src.exp(), xs, g)
                 rho2, r2 = pol.logprobs(xs, y2) - loss_ref[xs, y2], data.rewards[xs, y2]
@@ -183,8 +201,8 @@ def train_udrra(p: UDRRAParams, data: PreferenceData, ctx) -> EnumerablePolicy:
 def bench_register_methods():
     return [MethodSpec("udrra", ("preference",),
                        "UDRRA unified DPO/RL losses (BDA, RA, RDA, PRA=DPO, IPO, online/posterior "
-                       "variants) on an enumerable preference task", params=UDRRAParams,
-                       version="1")]
+                       "variants, TRPA-style levels) on an enumerable preference task",
+                       params=UDRRAParams, version="2")]
 
 
 @hookimpl

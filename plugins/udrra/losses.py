@@ -10,11 +10,15 @@ ra   (reward)      τ·ρ(y) + τ·log Z(x)     r(y)                 squared
 rda  (reward diff) τ·(ρ(y1) − ρ(y2))       r(y1) − r(y2)        squared
 pra  (= DPO)       τ·(ρ(y_w) − ρ(y_l))     (the ordering)       logistic
 ipo  (contrast)    ρ(y_w) − ρ(y_l)         1/(2τ)               squared
+trpa_style         τ_w·(ρ(y_w) − ρ(y_l))   (level ordering)     logistic
 =================  ======================  ===================  =========
 
 RA, RDA and PRA all have π^τ = π_ref·exp(r/τ)/Z as minimiser when the data cover Y
 (PRA with Bradley–Terry labels P(y1 ≻ y2) = σ(r1 − r2)); IPO's squared target is a
-constant, so it converges elsewhere. BDA (scenario 1) is the KL-regularised RL objective:
+constant, so it converges elsewhere. ``trpa_style`` (TRPA's rule-preference instance:
+rewards quantised into levels, pairs across levels inside a prompt's online group,
+τ_w = a·τ for a best-level winner) has deterministic labels, so it keeps pushing mass
+to the top level instead of stopping at π^τ. BDA (scenario 1) is the KL-regularised RL objective:
 exactly ``KL(π_θ‖π^τ)`` by enumeration, or its REINFORCE estimator on sampled responses.
 """
 from __future__ import annotations
@@ -54,6 +58,24 @@ def rda_loss(rho1, rho2, r1, r2, tau: float):
 def pra_loss(rho_w, rho_l, tau: float, weight=None):
     """Preference approximation = the DPO loss."""
     return unified_loss(tau * (rho_w - rho_l), None, "logistic", weight)
+
+
+def leveled_pra_loss(rho: torch.Tensor, levels: torch.Tensor, pairs: list[tuple[int, int]],
+                     tau: float, anisotropy: float) -> torch.Tensor:
+    """TRPA-style member: PRA on (winner, loser) pairs across quantised reward levels, with
+    the winner's τ multiplied by ``anisotropy`` when it is level 1 (the best level).
+    With no pair (one level only) the loss is 0: nothing is preferred."""
+    if not pairs:
+        return rho.sum() * 0.0
+    w = torch.tensor([a for a, _ in pairs])
+    lo = torch.tensor([b for _, b in pairs])
+    taus = torch.where(levels[w] == 1, tau * anisotropy, tau)
+    return unified_loss(taus * (rho[w] - rho[lo]), None, "logistic")
+
+
+def reward_levels(reward: torch.Tensor, n_levels: int) -> torch.Tensor:
+    """Quantise rewards in [0, 1] into levels 1 (best) .. ``n_levels`` on equal-width bins."""
+    return (n_levels - (reward.clamp(0, 1) * n_levels).floor().clamp(max=n_levels - 1)).long()
 
 
 def ipo_loss(rho_w, rho_l, tau: float):
