@@ -1,11 +1,15 @@
 """Convergence plots and summary figures for the alignment suites, read from MLflow.
 
     python benchmarks/align_curves.py preference --tracking-uri sqlite:///.bench_cache/mlflow-align.db
-    python benchmarks/align_curves.py reasoning  --tracking-uri sqlite:///.bench_cache/mlflow-align.db
+    python benchmarks/align_curves.py reasoning  --tracking-uri sqlite:///.bench_cache/mlflow-reasoning.db
+    python benchmarks/align_curves.py reasoning-ablations \
+        --tracking-uri sqlite:///.bench_cache/mlflow-reasoning-ablations.db
 
 Writes leaderboards/<suite>_curves.png (metric vs step, mean over seeds, one line per
-method) and prints a markdown table of final metrics as mean ± std over seeds (the std
-is the stability figure), plus accuracy by difficulty for the reasoning suite.
+method; per-step training metrics smoothed over a 20-step window) and prints a markdown
+table of final metrics as mean ± std over seeds (the std is one stability figure), plus
+accuracy by difficulty and, for reasoning suites, the max drawdown of the validation
+accuracy curve (largest drop below its running best, mean over seeds: the other one).
 """
 from __future__ import annotations
 
@@ -19,6 +23,31 @@ CURVES = {"preference": ["curve_kl_target", "curve_expected_reward"],
 TABLE = {"preference": ["kl_target", "expected_reward", "target_reward", "kl_ref"],
          "reasoning": ["accuracy", "accuracy_d2", "accuracy_d3", "accuracy_sampled",
                        "format_valid", "mean_reward", "kl_init", "reward_gap"]}
+
+
+def kind_of(suite: str) -> str:
+    """'reasoning-ablations' -> 'reasoning': the metric set comes from the task."""
+    for kind in CURVES:
+        if suite == kind or suite.startswith(kind + "-"):
+            return kind
+    raise SystemExit(f"unknown suite '{suite}': expected one of {sorted(CURVES)} (or NAME-*)")
+
+
+def smooth(values: list[float], window: int) -> list[float]:
+    """Trailing moving average (per-step training metrics are one batch each: noisy)."""
+    out = []
+    for k in range(len(values)):
+        chunk = values[max(0, k - window + 1): k + 1]
+        out.append(sum(chunk) / len(chunk))
+    return out
+
+
+def max_drawdown(curve: list[float]) -> float:
+    best, worst = float("-inf"), 0.0
+    for v in curve:
+        best = max(best, v)
+        worst = max(worst, best - v)
+    return worst
 
 
 def finished_runs(client, suite: str):
@@ -44,7 +73,7 @@ def fmt(values: list[float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("suite", choices=sorted(CURVES))
+    ap.add_argument("suite", help="suite name: preference, reasoning, or reasoning-*")
     ap.add_argument("--tracking-uri", default="sqlite:///.bench_cache/mlflow-align.db")
     ap.add_argument("--out", default="leaderboards")
     a = ap.parse_args()
@@ -56,7 +85,8 @@ def main() -> None:
     client = mlflow.MlflowClient(a.tracking_uri)
     runs = finished_runs(client, a.suite)
     methods = list(dict.fromkeys(r.data.tags["bench.method"] for r in runs))
-    names = CURVES[a.suite]
+    kind = kind_of(a.suite)
+    names = CURVES[kind]
     fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5))
     means: dict[tuple[str, str], dict[int, float]] = {}
     colors = plt.get_cmap("tab20").colors
@@ -71,8 +101,10 @@ def main() -> None:
             means[(m, name)] = {s: statistics.mean(v) for s, v in per_step.items()}
             if per_step:
                 steps = sorted(per_step)
-                ax.plot(steps, [statistics.mean(per_step[s]) for s in steps], label=m,
-                        marker="." if len(steps) < 30 else None)
+                ys = [statistics.mean(per_step[s]) for s in steps]
+                if len(steps) >= 60:
+                    ys = smooth(ys, 20)
+                ax.plot(steps, ys, label=m, marker="." if len(steps) < 30 else None)
         ax.set_xlabel("step")
         ax.set_ylabel(name + " (mean over seeds)")
         if name == "curve_kl_target":
@@ -85,16 +117,22 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     print(f"wrote {out}\n")
-    cols = TABLE[a.suite]
-    print("| method | seeds | " + " | ".join(cols) + " |")
-    print("|---|---|" + "---|" * len(cols))
+    cols = TABLE[kind]
+    extra = ["valid max drawdown"] if kind == "reasoning" else []
+    print("| method | seeds | " + " | ".join(cols + extra) + " |")
+    print("|---|---|" + "---|" * len(cols + extra))
     for m in methods:
         rs = [r for r in runs if r.data.tags["bench.method"] == m]
         cells = [fmt([r.data.metrics[c] for r in rs if c in r.data.metrics]) for c in cols]
+        if extra:
+            cells.append(fmt([max_drawdown([p.value for p in sorted(
+                client.get_metric_history(r.info.run_id, "valid_accuracy"), key=lambda p: p.step)])
+                for r in rs]))
         print(f"| {m} | {len(rs)} | " + " | ".join(cells) + " |")
     name = names[0]
     steps = sorted({s for m in methods for s in means.get((m, name), {})})
-    show = [s for s in steps if s in (0, 15, 30, 60, 90, 120, 150) or s == steps[-1]]
+    stride = max(1, len(steps) // 7)
+    show = [s for k, s in enumerate(steps) if k % stride == 0 or s == steps[-1]]
     print(f"\n{name}, mean over seeds, by step:\n")
     print("| method | " + " | ".join(f"step {s}" for s in show) + " |")
     print("|---|" + "---|" * len(show))
