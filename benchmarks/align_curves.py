@@ -15,8 +15,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.leaderboard import experiment_runs, mean_std  # noqa: E402
 
 CURVES = {"preference": ["curve_kl_target", "curve_expected_reward"],
           "reasoning": ["valid_accuracy", "train_level_1", "train_reward"]}
@@ -50,27 +55,6 @@ def max_drawdown(curve: list[float]) -> float:
     return worst
 
 
-def finished_runs(client, suite: str):
-    exp = client.get_experiment_by_name(suite)
-    if exp is None:
-        raise SystemExit(f"no experiment '{suite}' in this store")
-    runs = client.search_runs([exp.experiment_id],
-                              filter_string="tags.`bench.status` = 'finished'", max_results=5000)
-    latest = {}
-    for r in sorted(runs, key=lambda r: r.info.start_time):  # newest run per (method, seed)
-        latest[(r.data.tags["bench.method"], r.data.tags["bench.seed"])] = r
-    return list(latest.values())
-
-
-def fmt(values: list[float]) -> str:
-    values = [v for v in values if v == v]
-    if not values:
-        return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("suite", help="suite name: preference, reasoning, or reasoning-*")
@@ -80,11 +64,8 @@ def main() -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import mlflow
-
-    client = mlflow.MlflowClient(a.tracking_uri)
-    runs = finished_runs(client, a.suite)
-    methods = list(dict.fromkeys(r.data.tags["bench.method"] for r in runs))
+    client, runs = experiment_runs(a.tracking_uri, a.suite)
+    methods = list(dict.fromkeys(r.method for r in runs))
     kind = kind_of(a.suite)
     names = CURVES[kind]
     fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5))
@@ -95,8 +76,8 @@ def main() -> None:
         for m in methods:
             per_step = defaultdict(list)
             for r in runs:
-                if r.data.tags["bench.method"] == m:
-                    for p in client.get_metric_history(r.info.run_id, name):
+                if r.method == m:
+                    for p in client.get_metric_history(r.run_id, name):
                         per_step[p.step].append(p.value)
             means[(m, name)] = {s: statistics.mean(v) for s, v in per_step.items()}
             if per_step:
@@ -122,12 +103,12 @@ def main() -> None:
     print("| method | seeds | " + " | ".join(cols + extra) + " |")
     print("|---|---|" + "---|" * len(cols + extra))
     for m in methods:
-        rs = [r for r in runs if r.data.tags["bench.method"] == m]
-        cells = [fmt([r.data.metrics[c] for r in rs if c in r.data.metrics]) for c in cols]
+        rs = [r for r in runs if r.method == m]
+        cells = [mean_std([r.metrics[c] for r in rs if c in r.metrics], 3, "n/a") for c in cols]
         if extra:
-            cells.append(fmt([max_drawdown([p.value for p in sorted(
-                client.get_metric_history(r.info.run_id, "valid_accuracy"), key=lambda p: p.step)])
-                for r in rs]))
+            cells.append(mean_std([max_drawdown([p.value for p in sorted(
+                client.get_metric_history(r.run_id, "valid_accuracy"), key=lambda p: p.step)])
+                for r in rs], 3, "n/a"))
         print(f"| {m} | {len(rs)} | " + " | ".join(cells) + " |")
     name = names[0]
     steps = sorted({s for m in methods for s in means.get((m, name), {})})

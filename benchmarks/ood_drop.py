@@ -13,37 +13,29 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 
-import os
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-import mlflow  # noqa: E402
+from harness.leaderboard import experiment_runs  # noqa: E402
 
 SHIFTS = {"pop": "popularity", "env": "environment (age ≥ 45)", "time": "temporal"}
 
 
 def load(uri: str, suite: str, metric: str) -> tuple[dict, dict]:
     """{(method, dataset): [value per seed]} and {dataset: split diagnostics}."""
-    client = mlflow.MlflowClient(uri)
-    exp = client.get_experiment_by_name(suite)
-    if exp is None:
-        raise SystemExit(f"no experiment '{suite}' in {uri}")
-    runs = client.search_runs([exp.experiment_id], max_results=50000,
-                              filter_string="tags.`bench.kind` = 'cell' and tags.`bench.status` = 'finished'",
-                              order_by=["attributes.start_time ASC"])
+    client, runs = experiment_runs(uri, suite)
     values: dict = defaultdict(dict)
     diagnostics: dict = {}
-    key = metric.replace("@", "_at_")
     for r in runs:
-        t = r.data.tags
-        if key in r.data.metrics:
-            values[(t["bench.method"], t["bench.dataset"])][t["bench.seed"]] = r.data.metrics[key]
-        if t["bench.dataset"] not in diagnostics:
+        if metric in r.metrics:
+            values[(r.method, r.dataset)][r.seed] = r.metrics[metric]
+        if r.dataset not in diagnostics:
             try:
-                path = client.download_artifacts(r.info.run_id, "split_diagnostics.json")
-                diagnostics[t["bench.dataset"]] = json.loads(Path(path).read_text())
+                path = client.download_artifacts(r.run_id, "split_diagnostics.json")
+                diagnostics[r.dataset] = json.loads(Path(path).read_text())
             except Exception:  # an old run without the artifact: the table still works
                 pass
     return {k: list(v.values()) for k, v in values.items()}, diagnostics

@@ -8,21 +8,18 @@ leaderboards/signed.md).
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 from collections import defaultdict
+from pathlib import Path
 
-METRICS = ["ndcg_at_20", "recall_at_20", "neg_hit_rate_at_20", "neg_precision_at_20"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.leaderboard import experiment_runs, mean_std as _fmt  # noqa: E402
+
+METRICS = ["ndcg@20", "recall@20", "neg_hit_rate@20", "neg_precision@20"]
 COST = ["seconds_per_epoch", "epochs_run", "best_epoch", "train_seconds"]
 REF = "lsgrec"
 OTHERS = ["lightgcn-pos-only", "siren", "lsgrec-no-high-order-neg", "lsgrec-no-neg-loss"]
-
-
-def _fmt(values: list[float], digits: int = 4) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def main() -> None:
@@ -30,26 +27,17 @@ def main() -> None:
     ap.add_argument("--tracking-uri", default="sqlite:///.bench_cache/mlflow-signed.db")
     ap.add_argument("--experiment", default="signed")
     args = ap.parse_args()
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=args.tracking_uri)
-    exp = client.get_experiment_by_name(args.experiment)
-    runs = client.search_runs([exp.experiment_id],
-                              "tags.`bench.status` = 'finished'", max_results=10000)
-    # latest finished run per (method, seed)
-    latest: dict[tuple[str, str], object] = {}
-    for r in sorted(runs, key=lambda r: r.info.start_time):
-        latest[(r.data.tags["bench.method"], r.data.tags["bench.seed"])] = r
+    _, runs = experiment_runs(args.tracking_uri, args.experiment)
     by_method: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
-    for (method, seed), r in latest.items():
-        by_method[method][seed] = r.data.metrics
+    for r in runs:  # the latest finished run per (method, seed)
+        by_method[r.method][r.seed] = r.metrics
     order = ["pop", "lightgcn-pos-only", "siren", "lsgrec", "lsgrec-no-high-order-neg",
              "lsgrec-no-neg-loss"]
     methods = [m for m in order if m in by_method] + sorted(set(by_method) - set(order))
 
     out = ["## Claims checked (test split, mean ± std over seeds)", "",
            f"`python benchmarks/signed_claims.py --tracking-uri {args.tracking_uri}`", ""]
-    head = ["method", "seeds", *[m.replace("_at_", "@") for m in METRICS], "s/epoch",
+    head = ["method", "seeds", *METRICS, "s/epoch",
             "epochs run", "best epoch"]
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in methods:
@@ -70,7 +58,7 @@ def main() -> None:
                 continue
             common = sorted(set(ref) & set(by_method[other]))
             cells = [other]
-            for k, sign in (("ndcg_at_20", 1), ("recall_at_20", 1), ("neg_hit_rate_at_20", -1)):
+            for k, sign in (("ndcg@20", 1), ("recall@20", 1), ("neg_hit_rate@20", -1)):
                 d = [ref[s][k] - by_method[other][s][k] for s in common]
                 cells += [_fmt(d), f"{sum(sign * x > 0 for x in d)}/{len(d)}"]
             ratio = [ref[s]["seconds_per_epoch"] / by_method[other][s]["seconds_per_epoch"]

@@ -23,20 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from harness.leaderboard import _client, collect_runs, load_per_user  # noqa: E402
+from harness.leaderboard import experiment_runs, load_per_user, mean_std as fmt  # noqa: E402
 from harness.significance import compare_to_baseline  # noqa: E402
 
 METRICS = ("ndcg@10", "hit_rate@10")
 BUCKETS = ("le50", "le150", "gt150")
-
-
-def fmt(values: list[float], digits: int = 4) -> str:
-    if not values:
-        return "–"
-    mean = statistics.fmean(values)
-    if len(values) == 1:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def main() -> None:
@@ -46,11 +37,7 @@ def main() -> None:
     ap.add_argument("--out", default="leaderboards/tta-analysis.md")
     args = ap.parse_args()
 
-    client, _ = _client(args.tracking_uri)
-    exp = client.get_experiment_by_name(args.experiment)
-    if exp is None:
-        sys.exit(f"no experiment '{args.experiment}' in {args.tracking_uri}; run the suite first")
-    runs = collect_runs(client, exp.experiment_id)
+    client, runs = experiment_runs(args.tracking_uri, args.experiment)
     by_method: dict[str, list] = defaultdict(list)
     for r in runs:
         by_method[r.method].append(r)

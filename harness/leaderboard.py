@@ -114,6 +114,28 @@ def collect_runs(client, experiment_id: str) -> list[RunRecord]:
     return list(by_cell.values())
 
 
+def experiment_runs(tracking_uri: str, experiment: str) -> tuple[Any, list[RunRecord]]:
+    """(client, finished cell runs) of one suite's experiment, for report scripts; exits
+    with a message naming the store when the suite has not been run into it."""
+    client, uri = _client(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise SystemExit(f"no experiment '{experiment}' in {uri}; run the suite into this "
+                         "store first (bench run SUITE --tracking-uri ...)")
+    return client, collect_runs(client, exp.experiment_id)
+
+
+def mean_std(values: list[float], digits: int = 4, empty: str = "–") -> str:
+    """'mean ± std' over seeds (just the mean for one value, ``empty`` for none; NaN skipped)."""
+    values = [v for v in values if v == v]
+    if not values:
+        return empty
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
 def load_per_user(client, run_id: str) -> Optional[dict[str, dict[str, float]]]:
     with tempfile.TemporaryDirectory(prefix="bench-lb-") as tmp:
         try:
