@@ -37,10 +37,12 @@ def score_reasoning(policy, data: ReasoningData, part: str, samples: int, max_ne
         by_d[p.difficulty].append(g.correct)
     for d, v in sorted(by_d.items()):
         m[f"accuracy_d{d}"] = sum(v) / len(v)
+    # per-problem values, so the leaderboard can run paired tests on these metrics too
     per_user = {"accuracy": {str(i): float(g.correct) for i, g in enumerate(grades)},
-                "reward": {str(i): g.reward for i, g in enumerate(grades)}}
+                "mean_reward": {str(i): g.reward for i, g in enumerate(grades)},
+                "format_valid": {str(i): float(g.format_ok) for i, g in enumerate(grades)}}
     if samples > 0:
-        correct, rewards, kls = [], [], []
+        correct, rewards, kls, owner = [], [], [], []
         for s in range(0, len(problems), max(1, batch_size // samples)):
             chunk = problems[s:s + max(1, batch_size // samples)]
             out = sample_responses(model, tok, [p.prompt for p in chunk], samples,
@@ -49,6 +51,7 @@ def score_reasoning(policy, data: ReasoningData, part: str, samples: int, max_ne
                 g = data.grade(chunk[out.prompt_index[i]], t)
                 correct.append(g.correct)
                 rewards.append(g.reward)
+                owner.append(s + out.prompt_index[i])
             ids, att = out.input_ids.to(device), out.attention_mask.to(device)
             mask = out.response_mask.to(device).float()
             lp = response_logprobs(model, ids, att)
@@ -59,6 +62,13 @@ def score_reasoning(policy, data: ReasoningData, part: str, samples: int, max_ne
         m["mean_reward_sampled"] = sum(rewards) / len(rewards)
         m["kl_init"] = sum(kls) / len(kls)
         m["reward_gap"] = (m["mean_reward_sampled"] - lo) / (hi - lo) - m["accuracy_sampled"]
+        for name, values in (("accuracy_sampled", correct), ("mean_reward_sampled", rewards),
+                             ("kl_init", kls)):
+            sums, counts = defaultdict(float), defaultdict(int)
+            for i, v in zip(owner, values):
+                sums[i] += float(v)
+                counts[i] += 1
+            per_user[name] = {str(i): sums[i] / counts[i] for i in sorted(sums)}
     return ScoreResult(metrics=m, per_user=per_user)
 
 
