@@ -179,3 +179,20 @@ def test_method_datasets_filter_rejects_unknown_dataset(registry):
            "methods": [{"name": "bpr_mf", "datasets": ["syntetic"]}]}
     with pytest.raises(SuiteError, match="'syntetic' is not one of the suite's datasets"):
         validate_suite(raw, registry)
+
+
+def test_sequential_scores_do_not_depend_on_chunking(seq_dataset):
+    """Ranking chunks and the scorer's encoding sub-chunks change speed, not results."""
+    from harness.scoring import SequenceScorer, full_ranking_topk
+
+    torch.manual_seed(0)
+    model = SASRec(seq_dataset.n_items, dim=16, max_len=8, n_layers=2, n_heads=2, inner=32).eval()
+    users = np.arange(seq_dataset.n_users)
+    exclude = seq_dataset.exclusion_matrix("test")
+    outs = []
+    for chunk, enc in ((1000, 1000), (7, 3), (1, 1), (1000, 4)):
+        scorer = SequenceScorer(model, seq_dataset, "test", encode_chunk=enc)
+        with torch.no_grad():
+            outs.append(full_ranking_topk(scorer, users, exclude, 5, chunk_size=chunk))
+    for items, valid in outs[1:]:
+        assert torch.equal(items, outs[0][0]) and torch.equal(valid, outs[0][1])
