@@ -196,3 +196,18 @@ def test_sequential_scores_do_not_depend_on_chunking(seq_dataset):
             outs.append(full_ranking_topk(scorer, users, exclude, 5, chunk_size=chunk))
     for items, valid in outs[1:]:
         assert torch.equal(items, outs[0][0]) and torch.equal(valid, outs[0][1])
+
+
+def test_sasrec_last_hidden_equals_the_last_position_of_encode():
+    torch.manual_seed(0)
+    model = SASRec(30, dim=16, max_len=8, n_layers=2, n_heads=2, inner=32).eval()
+    tokens = torch.randint(1, 31, (6, 8))
+    tokens[0, :5] = 0   # left padding of different lengths
+    tokens[1, :7] = 0
+    with torch.no_grad():
+        full = model.encode(tokens)[:, -1]
+        fast = model.last_hidden(tokens)
+        inputs = model.embed(tokens) * 1.5   # the TTA route: edited input representations
+        assert torch.allclose(model.encode(tokens, inputs)[:, -1], model.last_hidden(tokens, inputs),
+                              atol=1e-5)
+    assert torch.allclose(full, fast, atol=1e-5)

@@ -197,11 +197,28 @@ class SASRec(SequenceEncoder):
         blocked = future | ((tokens == PAD).unsqueeze(1) & ~eye)
         return blocked.repeat_interleave(self.n_heads, dim=0)
 
-    def encode(self, tokens: torch.Tensor, inputs: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _inputs(self, tokens: torch.Tensor, inputs: Optional[torch.Tensor]) -> torch.Tensor:
         x = self.embed(tokens) if inputs is None else inputs
         positions = torch.arange(tokens.shape[1], device=tokens.device) + (self.max_len - tokens.shape[1])
-        x = self.dropout(self.norm(x + self.pos_emb(positions)))
-        return self.blocks(x, mask=self.attention_mask(tokens))
+        return self.dropout(self.norm(x + self.pos_emb(positions)))
+
+    def encode(self, tokens: torch.Tensor, inputs: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.blocks(self._inputs(tokens, inputs), mask=self.attention_mask(tokens))
+
+    def last_hidden(self, tokens: torch.Tensor, inputs: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``encode(tokens)[:, -1]`` without the work nobody reads: the last block's
+        queries are the last position only (keys and values still cover every position).
+        Scoring needs just this row, and the last block's feed-forward and attention
+        output over the other positions were ~40% of full-ranking evaluation time."""
+        x = self._inputs(tokens, inputs)
+        mask = self.attention_mask(tokens)
+        *first, last = self.blocks.layers
+        for layer in first:
+            x = layer(x, src_mask=mask)
+        q = x[:, -1:]
+        attended = last.self_attn(q, x, x, attn_mask=mask[:, -1:, :], need_weights=False)[0]
+        h = last.norm1(q + last.dropout1(attended))   # post-LN block, as nn.TransformerEncoderLayer
+        return last.norm2(h + last._ff_block(h))[:, 0]
 
 
 class GRU4Rec(SequenceEncoder):
