@@ -257,7 +257,10 @@ def leaderboard(suite: Path = typer.Argument(..., help="suite YAML file"),
                 test: str = typer.Option("student", "--test", help="student | fisher (paired, per user)"),
                 alpha: float = typer.Option(0.05, "--alpha", help="significance level after Holm"),
                 split_id: Optional[list[str]] = typer.Option(None, "--split-id", help="keep only "
-                                                             "runs on these split ids")):
+                                                             "runs on these split ids"),
+                baseline: Optional[str] = typer.Option(None, "--baseline", help="test against "
+                                                       "this method instead of the suite's "
+                                                       "baseline (writes <suite>-vs-<method>.*)")):
     """Write leaderboards/<suite>.md, .html and .png from the finished runs in MLflow."""
     from .leaderboard import build_leaderboard
 
@@ -267,7 +270,8 @@ def leaderboard(suite: Path = typer.Argument(..., help="suite YAML file"),
         else f"bench leaderboard {suite}"
     try:
         paths = build_leaderboard(suite_obj, registry, tracking_uri=tracking_uri, out_dir=out,
-                                  command=command, test=test, alpha=alpha, split_ids=split_id)
+                                  command=command, test=test, alpha=alpha, split_ids=split_id,
+                                  baseline=baseline)
     except BenchError as exc:
         _fail(str(exc))
     for p in paths:

@@ -388,12 +388,28 @@ def _git() -> str:
 def build_leaderboard(suite: Suite, registry: Registry, *, tracking_uri: Optional[str] = None,
                       out_dir: Path = Path("leaderboards"), command: Optional[str] = None,
                       test: str = "student", alpha: float = 0.05,
-                      split_ids: Optional[Sequence[str]] = None) -> list[Path]:
-    """Write ``<out_dir>/<suite>.md``, ``.html`` and ``.png``; return their paths."""
+                      split_ids: Optional[Sequence[str]] = None,
+                      baseline: Optional[str] = None) -> list[Path]:
+    """Write ``<out_dir>/<suite>.md``, ``.html`` and ``.png``; return their paths.
+
+    ``baseline`` tests every method against another method than the suite's ``baseline:``
+    (e.g. TRPA against GRPO, not against the starting policy); the files are then named
+    ``<suite>-vs-<baseline>.*`` so the suite's own board is not overwritten."""
     from .tuning import _redact
 
     if test not in ("student", "fisher"):
         raise BenchError(f"unknown significance test '{test}'; choose student or fisher.")
+    stem = suite.suite
+    if baseline is not None and baseline != suite.baseline:
+        labels = [m.label or m.name for m in suite.methods]
+        if baseline not in labels:
+            import difflib
+
+            close = difflib.get_close_matches(baseline, labels, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else f" Methods: {', '.join(labels)}."
+            raise BenchError(f"--baseline '{baseline}' is not a method of suite '{suite.suite}'.{hint}")
+        suite = suite.model_copy(update={"baseline": baseline})
+        stem = f"{suite.suite}-vs-{baseline}"
     uri = tracking_uri or suite.tracking.uri
     client, abs_uri = _client(uri)
     exp = client.get_experiment_by_name(suite.suite)
@@ -405,8 +421,7 @@ def build_leaderboard(suite: Suite, registry: Registry, *, tracking_uri: Optiona
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     png = render_png(suite, boards)
-    paths = [out_dir / f"{suite.suite}.md", out_dir / f"{suite.suite}.html",
-             out_dir / f"{suite.suite}.png"]
+    paths = [out_dir / f"{stem}.md", out_dir / f"{stem}.html", out_dir / f"{stem}.png"]
     meta = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "store": _redact(uri), "git": _git(), "png_name": paths[2].name}
     paths[0].write_text(render_markdown(suite, boards, command, alpha, meta))

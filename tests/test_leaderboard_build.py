@@ -82,6 +82,19 @@ def test_leaderboard_writes_md_html_png(store):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and png == paths[2].read_bytes()
 
 
+def test_leaderboard_against_another_baseline_writes_its_own_files(store):
+    reg, suite, uri, tmp, results = store
+    out = tmp / "boards-vs"
+    paths = build_leaderboard(suite, reg, tracking_uri=uri, out_dir=out, baseline="bpr_mf")
+    assert [p.name for p in paths] == ["lbtest-vs-bpr_mf.md", "lbtest-vs-bpr_mf.html",
+                                       "lbtest-vs-bpr_mf.png"]
+    md = paths[0].read_text()
+    assert "| bpr_mf (baseline) |" in md and "| pop (baseline) |" not in md
+    assert "against 'bpr_mf'" in md
+    with pytest.raises(BenchError, match="Did you mean 'bpr_mf'"):
+        build_leaderboard(suite, reg, tracking_uri=uri, out_dir=out, baseline="bpr_m")
+
+
 def test_leaderboard_refuses_mixed_split_ids(store, tmp_path):
     reg, suite, uri, tmp, _ = store
     raw = copy.deepcopy(RAW)
