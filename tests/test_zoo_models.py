@@ -211,3 +211,23 @@ def test_sasrec_last_hidden_equals_the_last_position_of_encode():
         assert torch.allclose(model.encode(tokens, inputs)[:, -1], model.last_hidden(tokens, inputs),
                               atol=1e-5)
     assert torch.allclose(full, fast, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [SASRec, GRU4Rec])
+def test_padding_trimmed_windows_give_the_untrimmed_scores(cls, seq_dataset):
+    """Cutting each history's window to its length (rounded up to a bucket) must not change
+    a user's scores (up to float rounding), whichever users share a chunk."""
+    from harness.scoring import SequenceScorer
+
+    torch.manual_seed(0)
+    model = cls(seq_dataset.n_items, dim=16, max_len=40).eval()
+    users = torch.arange(seq_dataset.n_users)
+    trimmed = SequenceScorer(model, seq_dataset, "test", encode_chunk=4, bucket=5)
+    assert len(set(trimmed.width.tolist())) > 1 and trimmed.width.max() <= 40  # it does trim
+    full = SequenceScorer(model, seq_dataset, "test", encode_chunk=1000)
+    full.width[:] = trimmed.tokens.shape[1]
+    with torch.no_grad():
+        a, b = trimmed.score(users), full.score(users)
+        c = torch.cat([trimmed.score(users[i:i + 3]) for i in range(0, len(users), 3)])
+    assert torch.allclose(a, b, atol=1e-5)
+    assert torch.allclose(a, c, atol=1e-6)

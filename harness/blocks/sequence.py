@@ -119,6 +119,10 @@ class SequenceEncoder(nn.Module):
     output with the item rows of the (shared input/output) embedding table.
     """
 
+    #: True when the last position's output does not depend on leading padding, so a
+    #: scorer may cut a history's window to its length (harness.scoring.SequenceScorer)
+    trims_padding: bool = False
+
     def __init__(self, n_items: int, dim: int, max_len: int) -> None:
         super().__init__()
         self.n_items, self.dim, self.max_len = n_items, dim, max_len
@@ -157,6 +161,8 @@ class SASRec(SequenceEncoder):
     """SASRec (Kang & McAuley 2018) as RecBole 1.2.1 builds it: item + learned position
     embeddings, LayerNorm, dropout, post-LN Transformer blocks (GELU, FFN ``inner``),
     causal attention over non-padded keys, N(0, 0.02) init."""
+
+    trims_padding = True  # positions count from the right; padded keys are masked
 
     def __init__(self, n_items: int, dim: int = 64, max_len: int = 50, n_layers: int = 2,
                  n_heads: int = 2, inner: int = 256, dropout: float = 0.5,
@@ -224,6 +230,8 @@ class SASRec(SequenceEncoder):
 class GRU4Rec(SequenceEncoder):
     """GRU4Rec (Hidasi et al. 2016) as RecBole 1.2.1 builds it: embedding dropout, a GRU
     without bias, a dense layer back to the embedding size, Xavier init."""
+
+    trims_padding = True  # zero inputs keep a bias-free GRU's zero state exactly zero
 
     def __init__(self, n_items: int, dim: int = 64, max_len: int = 50, hidden: int = 128,
                  n_layers: int = 1, dropout: float = 0.3) -> None:
