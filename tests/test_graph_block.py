@@ -30,7 +30,8 @@ def test_builders_are_symmetric_and_marked():
 
 def test_fast_path_matches_sparse_mm_values_and_gradients():
     adj = normalized_adjacency(12, 20, USERS, ITEMS)
-    plain = torch.sparse_coo_tensor(adj.indices(), adj.values(), adj.shape).coalesce()
+    plain = torch.sparse_coo_tensor(adj.indices(), adj.values(), adj.shape,
+                                    check_invariants=True).coalesce()
     assert plain not in _SYMMETRIC_CSR  # an unmarked copy takes torch.sparse.mm
     x = torch.randn(32, 5, dtype=torch.float32)
     weights = torch.randn(32, 5)
@@ -47,7 +48,8 @@ def test_fast_path_matches_sparse_mm_values_and_gradients():
 def test_adjacency_with_gradient_does_not_take_the_fast_path():
     adj = normalized_adjacency(12, 20, USERS, ITEMS)
     vals = adj.values().clone().requires_grad_(True)
-    learnable = torch.sparse_coo_tensor(adj.indices(), vals, adj.shape, is_coalesced=True)
+    learnable = torch.sparse_coo_tensor(adj.indices(), vals, adj.shape, is_coalesced=True,
+                                        check_invariants=True)
     mark_symmetric(learnable)
     spmm(learnable, torch.randn(32, 3)).sum().backward()
     assert vals.grad is not None and vals.grad.abs().sum() > 0
