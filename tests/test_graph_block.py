@@ -56,7 +56,8 @@ def test_adjacency_with_gradient_does_not_take_the_fast_path():
 
 
 def test_mark_symmetric_refuses_non_square():
-    rect = torch.sparse_coo_tensor(torch.tensor([[0], [1]]), torch.tensor([1.0]), (2, 3))
+    rect = torch.sparse_coo_tensor(torch.tensor([[0], [1]]), torch.tensor([1.0]), (2, 3),
+                                   check_invariants=True)
     with pytest.raises(ValueError, match="square"):
         mark_symmetric(rect)
 
