@@ -69,7 +69,8 @@ def test_drgnn_reweighted_adjacency_stays_symmetric():
     adj = normalized_adjacency(12, 20, USERS, ITEMS)
     model = DRGNN(12, 20, 4, 2, adj, alpha=0.1)
     w = model.edge_weights()
-    reweighted = torch.sparse_coo_tensor(adj.indices(), adj.values() * w, adj.shape).coalesce()
+    reweighted = torch.sparse_coo_tensor(adj.indices(), adj.values() * w, adj.shape,
+                                         check_invariants=True).coalesce()
     _assert_symmetric(reweighted)
 
 
