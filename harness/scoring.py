@@ -201,7 +201,8 @@ class SequenceScorer:
     right-aligned positions and masked keys, GRU4Rec's zero state through zero inputs),
     each user is encoded in a window cut to its own history length rounded up to
     ``bucket`` tokens, so all-padding columns are not computed. The window depends only on
-    the user, so scores do not depend on which users share a chunk."""
+    the user, never on which users share a chunk (tests/test_zoo_models.py: same top-K
+    lists for any ranking or encoding chunk, scores equal up to float rounding)."""
 
     def __init__(self, model, dataset, part: str, encode_chunk: int = 128, bucket: int = 10) -> None:
         from .blocks.sequence import PAD, history_tokens
