@@ -122,5 +122,10 @@ def parse_params(model: type[BaseModel], params: dict, owner: str) -> BaseModel:
                          f"(allowed: {', '.join(model.model_fields)}).") from None
 
 
+def parse_dataset_params(model: type[BaseModel], params: dict, dataset: str) -> BaseModel:
+    """:func:`parse_params` for a ``bench_load_dataset`` hook: errors name the dataset."""
+    return parse_params(model, params, f"dataset '{dataset}'")
+
+
 class PluginError(BenchError):
     """A plugin is broken (wrong hook signature, duplicate name, ...)."""

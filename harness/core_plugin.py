@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from .api import DatasetSpec, MetricSpec, parse_params
+from .api import DatasetSpec, MetricSpec, parse_dataset_params
 from .hookspecs import hookimpl
 from .scoring import RANX_METRICS, score_ranking
 
@@ -39,10 +39,6 @@ class _SyntheticParams(BaseModel):
     seed: int = 0
 
 
-def _params(model, params: dict, dataset: str):
-    return parse_params(model, params, f"dataset '{dataset}'")
-
-
 @hookimpl
 def bench_register_datasets():
     return [
@@ -62,13 +58,15 @@ def bench_load_dataset(name: str, params: dict):
     from .data import sources, synthetic
 
     if name == "ml-100k":
-        return sources.load_ml100k(**_params(_ML100kParams, params, name).model_dump())
+        return sources.load_ml100k(
+            **parse_dataset_params(_ML100kParams, params, name).model_dump())
     if name == "atomic":
-        p = _params(_AtomicParams, params, name)
+        p = parse_dataset_params(_AtomicParams, params, name)
         root = Path(p.path)
         return sources.load_local(root, p.name or root.name)
     if name == "synthetic":
-        return synthetic.generate(**_params(_SyntheticParams, params, name).model_dump())
+        return synthetic.generate(
+            **parse_dataset_params(_SyntheticParams, params, name).model_dump())
     return None
 
 

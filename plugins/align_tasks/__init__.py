@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from harness.api import DatasetSpec, MetricSpec, Params, parse_params
+from harness.api import DatasetSpec, MetricSpec, Params, parse_dataset_params
 from harness.hookspecs import hookimpl
 
 REASONING = ("reasoning",)
@@ -34,10 +34,6 @@ class PreferenceParams(Params):
     seed: int = 0
 
 
-def _params(model, params: dict, dataset: str):
-    return parse_params(model, params, f"dataset '{dataset}'")
-
-
 @hookimpl
 def bench_register_datasets():
     return [
@@ -58,7 +54,7 @@ def bench_load_dataset(name: str, params: dict):
     if name in ("knights_knaves", "arithmetic"):
         from harness.tasks.reasoning import make_reasoning
 
-        p = _params(ReasoningParams, params, name)
+        p = parse_dataset_params(ReasoningParams, params, name)
         data = make_reasoning(name, p.n_train, p.n_valid, p.n_test, p.difficulties, p.seed,
                               p.depth)
         data.extra["eval"] = {"samples": p.eval_samples, "max_new_tokens": p.max_new_tokens}
@@ -67,7 +63,8 @@ def bench_load_dataset(name: str, params: dict):
     if name == "preference_synth":
         from harness.tasks.preference import make_preference
 
-        return make_preference(**_params(PreferenceParams, params, name).model_dump())
+        return make_preference(
+            **parse_dataset_params(PreferenceParams, params, name).model_dump())
     return None
 
 
