@@ -11,6 +11,8 @@ import itertools
 import re
 from dataclasses import dataclass
 
+import torch
+
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 
 #: K&K (kk.py): format +1/-1 plus answer +2 / -1.5 / -2
@@ -67,3 +69,16 @@ def level_pairs(levels: list[int], groups: list[int], pairing: str = "all"
         for hi, lo in chosen:
             pairs += list(itertools.product(by_group[g][hi], by_group[g][lo]))
     return pairs
+
+
+def pair_margins(rho: torch.Tensor, levels: torch.Tensor, pairs: list[tuple[int, int]],
+                 beta: float, anisotropy: float
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(β_w·(ρ_w − ρ_l), winners, losers) over non-empty (winner, loser) ``pairs``, with
+    β_w = β·a when the winner is level 1 (TRPA's KTPO rule: a correct answer is pushed up
+    harder than a merely better one). TRPA's loss and UDRRA's TRPA-style member both
+    take −log σ of these margins."""
+    w = torch.tensor([a for a, _ in pairs], device=rho.device)
+    lo = torch.tensor([b for _, b in pairs], device=rho.device)
+    betas = torch.where(levels[w] == 1, beta * anisotropy, beta)
+    return betas * (rho[w] - rho[lo]), w, lo

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from harness.tasks.levels import pair_margins
+
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
     if dim is None:
@@ -37,10 +39,8 @@ def trpa_loss(logp: torch.Tensor, ref_logp: torch.Tensor, old_logp: torch.Tensor
     rho = masked_mean(logp - ref_logp, mask, dim=-1)               # [B]
     lv = torch.tensor(levels, device=logp.device)
     if pairs:
-        w = torch.tensor([p[0] for p in pairs], device=logp.device)
-        l_ = torch.tensor([p[1] for p in pairs], device=logp.device)
-        betas = torch.where(lv[w] == 1, beta * anisotropy, beta)
-        pair_loss = -F.logsigmoid(betas * (rho[w] - rho[l_])).mean()
+        margins, w, l_ = pair_margins(rho, lv, pairs, beta, anisotropy)
+        pair_loss = -F.logsigmoid(margins).mean()
         h_high, h_low = float(rho[w].mean().detach()), float(rho[l_].mean().detach())
     else:
         sign = torch.where(lv == 1, 1.0, -1.0)

@@ -3,8 +3,9 @@
 Method ``udrra`` with ``preset`` in: bda_exact, bda, ra, ra_learned_z, rda, pra (= DPO),
 ipo, pra_online (PRA-P, fixed reference), pra_posterior (online pairs, reference reset to
 π_old every ``ref_update_every`` steps), trpa_style (online groups of ``group_size``,
-rewards quantised into ``levels``, pairs across levels, anisotropic τ as in TRPA). ``data`` overrides where samples come from
-(offline from π_ref, offline from a poor-coverage policy, or online from π_θ).
+rewards quantised into ``levels``, pairs across levels, anisotropic τ as in TRPA).
+``data`` overrides where samples come from (offline from π_ref, offline from a
+poor-coverage policy, or online from π_θ).
 
 The policy is a tiny decoder from :mod:`harness.llm` warm-started on samples of the
 task's base distribution (that fit is π_ref). Its distribution over the enumerable
@@ -24,9 +25,8 @@ from pydantic import Field
 from harness.api import BenchError, MethodSpec, Params
 from harness.hookspecs import hookimpl
 from harness.llm import LLMConfig, load_llm
-from harness.tasks.preference import PreferenceData, exact_target, preference_metrics
-
 from harness.tasks.levels import level_pairs
+from harness.tasks.preference import PreferenceData, exact_target, preference_metrics
 
 from . import losses
 
@@ -121,9 +121,9 @@ def train_udrra(p: UDRRAParams, data: PreferenceData, ctx) -> EnumerablePolicy:
     loss_ref = pol.ref_logp.clone()  # the reference inside the loss (π_old for -P variants)
     bad = data.bad_probs.log()
     K = data.n_prompts
+    n_groups = max(1, 2 * p.batch // p.group_size)  # trpa_style: ~2·batch samples in groups
     per_step = {"bda_exact": K * len(data.responses),
-                "trpa_style": max(1, 2 * p.batch // p.group_size) * p.group_size
-                }.get(loss_name, 2 * p.batch)
+                "trpa_style": n_groups * p.group_size}.get(loss_name, 2 * p.batch)
     steps_to_kl = math.nan
     for step in range(p.steps + 1):
         if step % p.eval_every == 0 or step == p.steps:
@@ -147,8 +147,7 @@ def train_udrra(p: UDRRAParams, data: PreferenceData, ctx) -> EnumerablePolicy:
             with torch.no_grad():
                 src = {"offline_ref": pol.ref_logp, "offline_bad": bad}.get(regime)
                 src = pol.enumerate_logprobs() if src is None else src
-            if loss_name == "trpa_style":  # same queries per step: 2·batch samples in groups
-                n_groups = max(1, 2 * p.batch // p.group_size)
+            if loss_name == "trpa_style":
                 xs = torch.randint(K, (n_groups,), generator=g).repeat_interleave(p.group_size)
             else:
                 n = 2 * p.batch if loss_name in ("bda", "ra", "ra_learned_z") else p.batch

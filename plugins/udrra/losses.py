@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from harness.tasks.levels import pair_margins
+
 LINKS = ("squared", "logistic")
 
 
@@ -67,10 +69,8 @@ def leveled_pra_loss(rho: torch.Tensor, levels: torch.Tensor, pairs: list[tuple[
     With no pair (one level only) the loss is 0: nothing is preferred."""
     if not pairs:
         return rho.sum() * 0.0
-    w = torch.tensor([a for a, _ in pairs])
-    lo = torch.tensor([b for _, b in pairs])
-    taus = torch.where(levels[w] == 1, tau * anisotropy, tau)
-    return unified_loss(taus * (rho[w] - rho[lo]), None, "logistic")
+    margins, _, _ = pair_margins(rho, levels, pairs, tau, anisotropy)
+    return unified_loss(margins, None, "logistic")
 
 
 def reward_levels(reward: torch.Tensor, n_levels: int) -> torch.Tensor:
