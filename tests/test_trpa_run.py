@@ -6,13 +6,14 @@ from harness.runner import run_suite
 from harness.suite import validate_suite
 
 torch.set_num_threads(1)
+#: the tiny policy both tests warm-start (one SFT cache entry per test's tmp dir)
+LLM = {"layers": 1, "dim": 32, "heads": 2, "ffn_mult": 2, "max_positions": 160,
+       "sft_steps": 15, "sft_batch_size": 16}
 
 
 def test_trpa_cell_runs_logs_levels_and_an_active_trust_region(tmp_path):
-    llm = {"layers": 1, "dim": 32, "heads": 2, "ffn_mult": 2, "max_positions": 160,
-           "sft_steps": 15, "sft_batch_size": 16}
     params = {"steps": 2, "prompts_per_step": 2, "samples_per_prompt": 4, "max_new_tokens": 32,
-              "inner_steps": 2, "eval_every": 1, "lr": 1e-3, "llm": llm}
+              "inner_steps": 2, "eval_every": 1, "lr": 1e-3, "llm": LLM}
     raw = {"suite": "trpa-test",
            "datasets": [{"name": "knights_knaves",
                          "params": {"n_train": 12, "n_valid": 4, "n_test": 6, "eval_samples": 1,
@@ -50,10 +51,8 @@ def test_old_reference_ablation_measures_the_log_ratio_against_pi_old(tmp_path):
 
     import mlflow
 
-    llm = {"layers": 1, "dim": 32, "heads": 2, "ffn_mult": 2, "max_positions": 160,
-           "sft_steps": 15, "sft_batch_size": 16}
     base = {"steps": 3, "prompts_per_step": 2, "samples_per_prompt": 4, "max_new_tokens": 32,
-            "inner_steps": 1, "eval_every": 0, "lr": 1e-2, "llm": llm}
+            "inner_steps": 1, "eval_every": 0, "lr": 1e-2, "llm": LLM}
     raw = {"suite": "trpa-ref",
            "datasets": [{"name": "knights_knaves",
                          "params": {"n_train": 12, "n_valid": 4, "n_test": 4, "eval_samples": 0,

@@ -43,8 +43,9 @@ def score_reasoning(policy, data: ReasoningData, part: str, samples: int, max_ne
                 "format_valid": {str(i): float(g.format_ok) for i, g in enumerate(grades)}}
     if samples > 0:
         correct, rewards, kls, owner = [], [], [], []
-        for s in range(0, len(problems), max(1, batch_size // samples)):
-            chunk = problems[s:s + max(1, batch_size // samples)]
+        per_batch = max(1, batch_size // samples)  # prompts per generate call
+        for s in range(0, len(problems), per_batch):
+            chunk = problems[s:s + per_batch]
             out = sample_responses(model, tok, [p.prompt for p in chunk], samples,
                                    max_new_tokens, 1.0, device)
             for i, t in enumerate(out.texts):
