@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .api import BenchError
-from .registry import Registry
+from .registry import Registry, closest
 from .significance import Comparison, compare_to_baseline
 from .suite import Suite
 
@@ -401,13 +401,10 @@ def build_leaderboard(suite: Suite, registry: Registry, *, tracking_uri: Optiona
         raise BenchError(f"unknown significance test '{test}'; choose student or fisher.")
     stem = suite.suite
     if baseline is not None and baseline != suite.baseline:
-        labels = [m.label or m.name for m in suite.methods]
-        if baseline not in labels:
-            import difflib
-
-            close = difflib.get_close_matches(baseline, labels, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else f" Methods: {', '.join(labels)}."
-            raise BenchError(f"--baseline '{baseline}' is not a method of suite '{suite.suite}'.{hint}")
+        keys = [m.key for m in suite.methods]
+        if baseline not in keys:
+            raise BenchError(f"--baseline '{baseline}' is not a method of suite "
+                             f"'{suite.suite}'.{closest(baseline, keys)}")
         suite = suite.model_copy(update={"baseline": baseline})
         stem = f"{suite.suite}-vs-{baseline}"
     uri = tracking_uri or suite.tracking.uri

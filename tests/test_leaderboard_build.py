@@ -91,7 +91,7 @@ def test_leaderboard_against_another_baseline_writes_its_own_files(store):
     md = paths[0].read_text()
     assert "| bpr_mf (baseline) |" in md and "| pop (baseline) |" not in md
     assert "against 'bpr_mf'" in md
-    with pytest.raises(BenchError, match="Did you mean 'bpr_mf'"):
+    with pytest.raises(BenchError, match="Did you mean: bpr_mf"):
         build_leaderboard(suite, reg, tracking_uri=uri, out_dir=out, baseline="bpr_m")
 
 
