@@ -6,9 +6,9 @@ module is the stable surface; everything else in ``harness`` is implementation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Annotated, Any, Callable, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 #: Task types a dataset entry can declare and a method can support.
 TASKS = (
@@ -19,9 +19,35 @@ TASKS = (
 
 class Params(BaseModel):
     """Base for a method's parameter model: unknown keys are errors, so typos surface
-    at ``bench validate`` time instead of being silently ignored."""
+    at ``bench validate`` time instead of being silently ignored. NaN and infinity are
+    refused in every float field (``allow_inf_nan=False``): they never make sense as a
+    setting and would otherwise train to garbage recorded as finished."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# --- bounded parameter types -------------------------------------------------------------
+# Every numeric parameter of a params model carries a bound, so `bench validate` refuses
+# `epochs: 0`, `lr: 1e30` or `seed: 2**64` before anything runs. Use these instead of bare
+# ``int``/``float``; they combine with ``Field(default, description=...)`` as usual, e.g.
+# ``epochs: PositiveInt = Field(50, description="...")``.
+
+#: counts and sizes that must be at least 1: epochs, dims, batch sizes, eval_every, steps
+PositiveInt = Annotated[int, Field(ge=1)]
+#: counts where 0 means "none" (extra passes, warm-up steps, history length)
+NonNegativeInt = Annotated[int, Field(ge=0)]
+#: a random seed: what numpy and torch accept (0 .. 2**32 - 1)
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+#: a learning rate: finite, positive, and at most 10 (no optimiser here trains above that)
+Rate = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]
+#: a finite positive real (temperatures, scales)
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: a finite real >= 0 (loss weights, regularisation, weight decay)
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+#: a share or probability in [0, 1] (dropout uses ``Field(ge=0, lt=1)``)
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+#: any finite real (a signed offset or margin); still refuses NaN and infinity
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 @dataclass(frozen=True)
@@ -39,14 +65,28 @@ class DatasetSpec:
     tasks: tuple[str, ...]
     description: str = ""
     default_task: str = "topk"
+    #: the loader's params model: ``bench validate`` checks a suite's dataset ``params``
+    #: against it (unknown keys with the closest known ones, bounds, and that a ``path``
+    #: exists). ``None``: the params are only checked when the loader runs.
+    params: Optional[type[BaseModel]] = None
 
 
 @dataclass(frozen=True)
 class SamplerSpec:
+    """A training negative sampler.
+
+    ``params`` is the model of the sampler's params (a method's ``sampler_params``):
+    ``bench validate`` checks them against it. The harness always passes one extra key,
+    ``n`` (negatives per (user, positive) pair, from the method's ``n_negatives``), to
+    ``bench_sample_negatives``, so the model must accept ``n``; users never write ``n``
+    in ``sampler_params`` (validate refuses it and points to ``n_negatives``).
+    """
+
     name: str
     description: str = ""
     #: model kinds the sampler needs (e.g. MixGCF needs a graph model's layer embeddings)
     requires: tuple[str, ...] = ()
+    params: Optional[type[BaseModel]] = None
 
 
 @dataclass(frozen=True)
