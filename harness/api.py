@@ -167,5 +167,22 @@ def parse_dataset_params(model: type[BaseModel], params: dict, dataset: str) -> 
     return parse_params(model, params, f"dataset '{dataset}'")
 
 
+def still_improving(best_epoch: int, epoch_budget: int, patience: int, eval_every: int = 1) -> bool:
+    """True when the best validation epoch lies in the last ``patience`` evaluations of the
+    budget: early stopping could not have fired, so the curve may still be rising and the
+    arm is under-trained rather than converged. Epochs are 0-based."""
+    if epoch_budget <= 0 or best_epoch < 0:
+        return False
+    return best_epoch >= epoch_budget - patience * max(eval_every, 1)
+
+
+def budget_history(best_epoch: int, epoch_budget: int, patience: int,
+                   eval_every: int = 1) -> dict[str, float]:
+    """The budget fields every trained cell logs (a training loop that does not use
+    :func:`fit` calls this for its own history)."""
+    return {"epoch_budget": epoch_budget, "patience": patience, "eval_every": eval_every,
+            "still_improving": float(still_improving(best_epoch, epoch_budget, patience, eval_every))}
+
+
 class PluginError(BenchError):
     """A plugin is broken (wrong hook signature, duplicate name, ...)."""

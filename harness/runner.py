@@ -23,6 +23,7 @@ from .registry import Registry
 from .scoring import write_trec_run
 from .suite import Cell, DatasetEntry, Suite
 from .tracking import HASH_TAG, STATUS_TAG
+from .training import count_optimizer_steps
 
 CACHE_DIR = Path(".bench_cache")
 
@@ -117,8 +118,9 @@ def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
     hook = registry.pm.hook
     hook.bench_on_cell_start(cell=cell, ctx=ctx)
     t0 = time.perf_counter()
-    model = hook.bench_train(method=cell.method.name, params=dict(cell.method_params),
-                             dataset=dataset, ctx=ctx)
+    with count_optimizer_steps() as steps:
+        model = hook.bench_train(method=cell.method.name, params=dict(cell.method_params),
+                                 dataset=dataset, ctx=ctx)
     if model is None:
         raise BenchError(f"no plugin trained method '{cell.method.name}'.")
     train_s = time.perf_counter() - t0
@@ -127,7 +129,8 @@ def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
     eval_s = time.perf_counter() - t1
     metrics = dict(result.metrics)
     timing = {"train_seconds": train_s, "eval_seconds": eval_s,
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "optimizer_steps": float(steps[0])}
     history = getattr(model, "history", None) or {}
     timing.update({k: float(v) for k, v in history.items() if isinstance(v, (int, float))})
     if log:

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from .api import budget_history
 
 from .scoring import mlflow_name
 
@@ -19,7 +23,10 @@ def fit(model: torch.nn.Module, train_epoch: Callable[[int], float], dataset: An
 
     Every ``eval_every`` epochs the model is scored on validation; training stops after
     ``patience`` evaluations without improvement and the best weights are restored.
-    Returns a small history (best epoch, best value, seconds per epoch).
+    Returns a small history: best epoch and value, seconds per epoch, and the budget
+    (``epoch_budget``, ``patience``, ``eval_every``) with the ``still_improving`` flag
+    (:func:`harness.api.still_improving`),
+    so a board can tell a converged arm from one its budget cut short.
     """
     best_value, best_epoch, best_state, bad = -float("inf"), -1, None, 0
     seconds = []
@@ -46,4 +53,22 @@ def fit(model: torch.nn.Module, train_epoch: Callable[[int], float], dataset: An
         model.load_state_dict(best_state)
     model.eval()
     return {"best_epoch": best_epoch, "best_valid": best_value,
-            "epochs_run": len(seconds), "seconds_per_epoch": sum(seconds) / max(len(seconds), 1)}
+            "epochs_run": len(seconds), "seconds_per_epoch": sum(seconds) / max(len(seconds), 1),
+            **budget_history(best_epoch, epochs, patience, eval_every)}
+
+
+@contextmanager
+def count_optimizer_steps() -> Iterator[list[int]]:
+    """Counts every ``torch.optim`` optimiser step taken inside the block, by any plugin
+    or library (trl and accelerate step torch optimisers too), through torch's global
+    step hook. Yields a one-element list holding the running count."""
+    counter = [0]
+
+    def _count(optimizer, args, kwargs) -> None:
+        counter[0] += 1
+
+    handle = register_optimizer_step_post_hook(_count)
+    try:
+        yield counter
+    finally:
+        handle.remove()

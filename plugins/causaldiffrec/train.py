@@ -21,6 +21,8 @@ from harness.blocks.graph import LightGCN, mean_readout, normalized_adjacency, p
 from harness.blocks.pairwise import PairwiseParams, train_pairwise
 from harness.scoring import full_ranking_topk, max_cutoff, ranx_evaluate, score_ranking
 
+from harness.api import budget_history
+
 from .modules import Representation, dense_adjacency
 
 
@@ -159,4 +161,6 @@ def _per_epoch_fresh(p, dataset, ctx, select_ctx, rep, a_train, adj_train, a_eva
         ctx.report("select_" + ctx.valid_metric.replace("@", "_at_"), value, epoch)
         if value > best_value:
             best, best_value, best_epoch = scorer, value, epoch
-    return best, {"best_epoch": best_epoch, "best_valid": best_value, "epochs_run": p.rep_epochs}
+    # no early stopping in this mode: the whole budget runs and the best epoch is kept
+    return best, {"best_epoch": best_epoch, "best_valid": best_value, "epochs_run": p.rep_epochs,
+                  **budget_history(best_epoch, p.rep_epochs, p.patience)}
