@@ -1,5 +1,5 @@
-"""Reference baselines (the model zoo): most-popular, BPR-MF, LightGCN, SASRec, GRU4Rec,
-and the negative samplers uniform (RNS), popularity, DNS and MixGCF.
+"""Reference baselines (the model zoo): most-popular, EASE^R, ItemKNN, BPR-MF, LightGCN,
+SASRec, GRU4Rec, and the negative samplers uniform (RNS), popularity, DNS and MixGCF.
 
 Shared maths lives in harness/blocks (graph, pairwise, negatives, sequence); this
 package only registers it and maps suite parameters onto it.
@@ -14,6 +14,8 @@ from harness.hookspecs import hookimpl
 
 from . import samplers
 from .models import MF, BPRMFParams, LightGCNParams, Pop
+from .neighbourhood import (EASEParams, ItemItemScorer, ItemKNNParams, ease_weights,
+                            itemknn_weights)
 
 TASKS = ("topk", "signed")
 SEQ_TASKS = ("sequential",)
@@ -23,6 +25,11 @@ SEQ_TASKS = ("sequential",)
 def bench_register_methods():
     return [
         MethodSpec("pop", TASKS + SEQ_TASKS, "most popular items in training"),
+        MethodSpec("ease", TASKS, "EASE^R (Steck 2019): closed-form item-item ridge regression "
+                   "with a zero diagonal; one parameter, lambda", params=EASEParams, version="1"),
+        MethodSpec("itemknn", TASKS, "ItemKNN: cosine item-item neighbourhood on the training "
+                   "matrix, top-k neighbours per item, optional shrinkage", params=ItemKNNParams,
+                   version="1"),
         MethodSpec("bpr_mf", TASKS, "BPR matrix factorisation (Rendle et al. 2009); any sampler "
                    "but mixgcf", params=BPRMFParams, version="2"),
         MethodSpec("lightgcn", TASKS, "LightGCN (He et al. 2020): layer-mean graph propagation + BPR; "
@@ -43,6 +50,13 @@ def bench_register_samplers():
 def bench_train(method, params, dataset, ctx):
     if method == "pop":
         return Pop(dataset.item_popularity())
+    if method == "ease":
+        p = EASEParams(**params)
+        return ItemItemScorer(dataset.train_matrix, ease_weights(dataset.train_matrix, p.l2))
+    if method == "itemknn":
+        p = ItemKNNParams(**params)
+        return ItemItemScorer(dataset.train_matrix,
+                              itemknn_weights(dataset.train_matrix, p.k, p.shrink))
     if method == "bpr_mf":
         p = BPRMFParams(**params)
         model = MF(dataset.n_users, dataset.n_items, p.dim).to(ctx.device)
