@@ -90,6 +90,7 @@ def _print_results(suite_obj, results) -> None:
     for m in suite_obj.metrics:
         table.add_column(m, justify="right")
     table.add_column("seeds", justify="right")
+    table.add_column("flags")
     groups: dict[tuple[str, str], list] = {}
     for r in results:
         groups.setdefault((r.cell.dataset.key, r.cell.method.key), []).append(r)
@@ -104,8 +105,13 @@ def _print_results(suite_obj, results) -> None:
                 cells.append(f"{values[0]:.4f}")
             else:
                 cells.append(f"{statistics.mean(values):.4f}±{statistics.stdev(values):.4f}")
-        table.add_row(dataset, method, *cells, f"{len(ok)}/{len(rs)}")
+        flagged = sum(r.metrics.get("still_improving", 0.0) > 0 for r in ok)
+        flags = f"[yellow]still improving ({flagged}/{len(ok)})[/]" if flagged else ""
+        table.add_row(dataset, method, *cells, f"{len(ok)}/{len(rs)}", flags)
     console.print(table)
+    if any(r.metrics.get("still_improving", 0.0) > 0 for r in results if r.status != "failed"):
+        err.print("still improving: the best validation epoch fell in the last `patience` "
+                  "evaluations of the epoch budget; raise `epochs` before reading a comparison.")
 
 
 @app.command()

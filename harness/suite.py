@@ -144,6 +144,9 @@ class MethodEntry(_Strict):
     #: dataset keys (label or name) this method runs on; default: every dataset. Lets one
     #: suite hold e.g. a topk and a sequential dataset with the models of each.
     datasets: Optional[list[str]] = None
+    #: the label this arm is tested against on leaderboards, e.g. its own backbone
+    #: (``gru4rec+X`` against ``gru4rec``); default: the suite's ``baseline``
+    baseline: Optional[str] = None
 
     @property
     def key(self) -> str:
@@ -192,6 +195,17 @@ class Suite(_Strict):
     baseline: Optional[str] = None
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     tuning: Optional[TuningConfig] = None
+
+    def baseline_of(self, default: Optional[str] = None) -> dict[str, str]:
+        """Method key -> the label it is tested against: its own ``baseline``, else
+        ``default`` (e.g. a ``--baseline`` override), else the suite's ``baseline``. Arms
+        without either, and the baselines themselves, are left out."""
+        out = {}
+        for m in self.methods:
+            base = m.baseline or default or self.baseline
+            if base and base != m.key:
+                out[m.key] = base
+        return out
 
     @model_validator(mode="after")
     def _unique_labels(self) -> "Suite":
@@ -307,6 +321,11 @@ def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tup
                 problems.append(f"{source}: metrics: '{m}' needs a cutoff, e.g. '{m}@10'.")
         except (BenchError, KeyError) as exc:
             problems.append(f"{source}: metrics: {str(exc).strip(chr(34))}")
+    keys = [m.key for m in suite.methods]
+    for i, m in enumerate(suite.methods):
+        if m.baseline and m.baseline not in keys:
+            problems.append(f"{source}: methods[{i}].baseline: '{m.baseline}' is not one of the "
+                            f"suite's methods.{closest(m.baseline, keys)}")
     if suite.baseline and suite.baseline not in [m.key for m in suite.methods]:
         problems.append(f"{source}: baseline: '{suite.baseline}' is not one of the suite's methods."
                         f"{closest(suite.baseline, [m.key for m in suite.methods])}")

@@ -199,3 +199,34 @@ def test_ease_itemknn_and_budget_fields_end_to_end(tmp_path, monkeypatch):
     n_train = mlflow.artifacts.load_dict(f"runs:/{run_id.info.run_id}/split_diagnostics.json")["n_train"]
     assert bpr["optimizer_steps"] == bpr["epochs_run"] * math.ceil(n_train / 256)
     assert bpr["epoch_budget"] == 4 and bpr["patience"] == 2 and "still_improving" in bpr
+
+
+def test_run_summary_marks_a_cell_stopped_while_still_improving(tmp_path, monkeypatch):
+    from harness.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    # 2 epochs with patience 5: the best epoch is necessarily inside the last 5 evaluations
+    path = _write(tmp_path, [{"name": "pop"},
+                             {"name": "bpr_mf", "params": {"dim": 8, "epochs": 2, "patience": 5,
+                                                           "batch_size": 256}}])
+    out = cli.invoke(app, ["run", str(path), "-q"])
+    assert out.exit_code == 0, out.output
+    flat = " ".join(out.stdout.split())  # the table may wrap on a narrow terminal
+    assert flat.count("still improving (") == 1  # bpr_mf's row only; pop trains nothing
+    assert "still improving (1/1)" in flat or "still improving (1/1)" in out.stdout
+    assert "raise `epochs`" in out.output
+
+
+def test_per_method_baseline_is_validated_and_resolved(tmp_path):
+    from harness.registry import Registry
+    from harness.suite import SuiteError, validate_suite
+
+    raw = yaml.safe_load(_write(tmp_path, [
+        {"name": "pop"}, {"name": "ease", "label": "ease-a"},
+        {"name": "ease", "label": "ease-b", "baseline": "ease-a"}]).read_text())
+    raw["baseline"] = "pop"
+    suite, _ = validate_suite(raw, Registry())
+    assert suite.baseline_of() == {"ease-a": "pop", "ease-b": "ease-a"}
+    raw["methods"][2]["baseline"] = "ease-c"
+    with pytest.raises(SuiteError, match=r"methods\[2\]\.baseline: 'ease-c' is not one of"):
+        validate_suite(raw, Registry())
