@@ -230,3 +230,19 @@ def test_per_method_baseline_is_validated_and_resolved(tmp_path):
     raw["methods"][2]["baseline"] = "ease-c"
     with pytest.raises(SuiteError, match=r"methods\[2\]\.baseline: 'ease-c' is not one of"):
         validate_suite(raw, Registry())
+
+
+def test_hinge_ranking_loss_for_pairwise_baselines():
+    from harness.blocks.mf import MF
+    from harness.blocks.pairwise import bpr_loss, ranking_loss
+
+    pos, neg = torch.tensor([1.0, 0.2]), torch.tensor([0.5, 0.4])
+    # max(0, 0.3 - 1.0 + 0.5) = 0 and max(0, 0.3 - 0.2 + 0.4) = 0.5 -> mean 0.25
+    assert ranking_loss(pos, neg, "hinge", 0.3).item() == pytest.approx(0.25)
+    assert ranking_loss(pos, neg).item() == pytest.approx(bpr_loss(pos, neg).item())
+    torch.manual_seed(0)
+    mf = MF(5, 7, 4, loss="hinge", margin=0.5)
+    u, p, n = torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])
+    loss, _ = mf.pairwise_loss(u, p, n)
+    s = lambda a, b: (mf.user(a) * mf.item(b)).sum(-1)  # noqa: E731
+    assert loss.item() == pytest.approx(torch.relu(s(u, n) - s(u, p) + 0.5).mean().item())

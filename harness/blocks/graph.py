@@ -111,9 +111,11 @@ class LightGCN(torch.nn.Module):
     re-implementing propagation.
     """
 
-    def __init__(self, n_users: int, n_items: int, dim: int, n_layers: int, adj: torch.Tensor) -> None:
+    def __init__(self, n_users: int, n_items: int, dim: int, n_layers: int, adj: torch.Tensor,
+                 loss: str = "bpr", margin: float = 0.3) -> None:
         super().__init__()
         self.n_users, self.n_items, self.n_layers = n_users, n_items, n_layers
+        self.loss_kind, self.margin = loss, margin  # pairwise ranking loss (blocks.pairwise)
         self.user = torch.nn.Embedding(n_users, dim)
         self.item = torch.nn.Embedding(n_items, dim)
         torch.nn.init.xavier_uniform_(self.user.weight)
@@ -122,10 +124,11 @@ class LightGCN(torch.nn.Module):
         self._cache: Optional[tuple[torch.Tensor, torch.Tensor]] = None
 
     @classmethod
-    def from_dataset(cls, dataset, dim: int = 64, n_layers: int = 3, device="cpu") -> "LightGCN":
+    def from_dataset(cls, dataset, dim: int = 64, n_layers: int = 3, device="cpu",
+                     **kwargs) -> "LightGCN":
         coo = dataset.train_matrix.tocoo()
         adj = normalized_adjacency(dataset.n_users, dataset.n_items, coo.row, coo.col, device=device)
-        return cls(dataset.n_users, dataset.n_items, dim, n_layers, adj)
+        return cls(dataset.n_users, dataset.n_items, dim, n_layers, adj, **kwargs)
 
     def ego(self) -> torch.Tensor:
         return torch.cat([self.user.weight, self.item.weight], dim=0)
@@ -155,10 +158,10 @@ class LightGCN(torch.nn.Module):
         return super().load_state_dict(*args, **kwargs)
 
     def pairwise_loss(self, users, pos, neg):
-        """(BPR loss, L2 of the batch's ego embeddings). ``neg`` is item ids ``[B]`` /
+        """(ranking loss, L2 of the batch's ego embeddings). ``neg`` is item ids ``[B]`` /
         ``[B, n]``, or MixGCF's :class:`~harness.blocks.negatives.MixedNegatives`."""
         from .negatives import MixedNegatives
-        from .pairwise import bpr_loss, embedding_l2
+        from .pairwise import embedding_l2, ranking_loss
 
         if isinstance(neg, MixedNegatives):
             return self._mixed_pairwise_loss(users, pos, neg)
@@ -166,12 +169,13 @@ class LightGCN(torch.nn.Module):
         u, p, n = u_all[users], i_all[pos], i_all[neg]
         pos_s = (u * p).sum(-1)
         neg_s = (u.unsqueeze(1) * n).sum(-1) if n.dim() == 3 else (u * n).sum(-1)
-        return bpr_loss(pos_s, neg_s), embedding_l2(self.user(users), self.item(pos), self.item(neg))
+        return (ranking_loss(pos_s, neg_s, self.loss_kind, self.margin),
+                embedding_l2(self.user(users), self.item(pos), self.item(neg)))
 
     def _mixed_pairwise_loss(self, users, pos, neg):
-        """BPR against MixGCF's synthetic negatives: they are rebuilt from this step's
-        layer embeddings, so the gradient reaches the positive and the candidates."""
-        from .pairwise import bpr_loss, embedding_l2
+        """The ranking loss against MixGCF's synthetic negatives: they are rebuilt from this
+        step's layer embeddings, so the gradient reaches the positive and the candidates."""
+        from .pairwise import embedding_l2, ranking_loss
 
         layers = self.layer_embeddings()
         final = mean_readout(layers)
@@ -182,7 +186,7 @@ class LightGCN(torch.nn.Module):
         if neg_s.shape[1] == 1:
             neg_s = neg_s[:, 0]
         reg = embedding_l2(self.user(users), self.item(pos), hops[:, :, 0, :].reshape(len(users), -1))
-        return bpr_loss((u * p).sum(-1), neg_s), reg
+        return ranking_loss((u * p).sum(-1), neg_s, self.loss_kind, self.margin), reg
 
 
 def signed_adjacency(n_users: int, n_items: int, users: np.ndarray, items: np.ndarray,

@@ -1,18 +1,20 @@
-"""Matrix factorisation trained with BPR: a shared block because several plugins need the
+"""Matrix factorisation trained with a pairwise ranking loss (BPR by default): a shared block because several plugins need the
 same MF backbone (the BPR-MF baseline, HNLMRec's MF backbone, ...)."""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from .pairwise import bpr_loss, embedding_l2
+from .pairwise import embedding_l2, ranking_loss
 
 
 class MF(nn.Module):
-    """Matrix factorisation trained with BPR."""
+    """Matrix factorisation trained with BPR (or hinge: ``loss``/``margin``)."""
 
-    def __init__(self, n_users: int, n_items: int, dim: int) -> None:
+    def __init__(self, n_users: int, n_items: int, dim: int, loss: str = "bpr",
+                 margin: float = 0.3) -> None:
         super().__init__()
+        self.loss_kind, self.margin = loss, margin
         self.n_users, self.n_items = n_users, n_items
         self.user = nn.Embedding(n_users, dim)
         self.item = nn.Embedding(n_items, dim)
@@ -29,4 +31,4 @@ class MF(nn.Module):
         u, p, n = self.user(users), self.item(pos), self.item(neg)
         pos_s = (u * p).sum(-1)
         neg_s = (u.unsqueeze(1) * n).sum(-1) if n.dim() == 3 else (u * n).sum(-1)
-        return bpr_loss(pos_s, neg_s), embedding_l2(u, p, n)
+        return ranking_loss(pos_s, neg_s, self.loss_kind, self.margin), embedding_l2(u, p, n)

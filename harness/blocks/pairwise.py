@@ -35,6 +35,25 @@ def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor
     return -F.logsigmoid(pos_scores - neg_scores).mean()
 
 
+#: pairwise ranking losses a model can train with (``ranking_loss``'s ``kind``)
+RANKING_LOSSES = ("bpr", "hinge")
+
+
+def ranking_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor, kind: str = "bpr",
+                 margin: float = 0.3) -> torch.Tensor:
+    """BPR (``-log σ(s⁺ − s⁻)``) or hinge (``max(0, m − s⁺ + s⁻)``, HNLMRec's loss), averaged.
+
+    One function for every pairwise model, so a comparison that holds the loss fixed (e.g.
+    heuristic samplers vs HNLMRec, both under hinge) changes the sampler and nothing else."""
+    if kind == "bpr":
+        return bpr_loss(pos_scores, neg_scores)
+    if kind == "hinge":
+        if neg_scores.dim() == 2:
+            pos_scores = pos_scores.unsqueeze(1)
+        return F.relu(neg_scores - pos_scores + margin).mean()
+    raise BenchError(f"unknown ranking loss '{kind}' (known: {', '.join(RANKING_LOSSES)}).")
+
+
 def embedding_l2(*tensors: torch.Tensor) -> torch.Tensor:
     """Squared L2 of the (ego) embeddings in the batch, per pair (LightGCN's convention)."""
     n = tensors[0].shape[0]

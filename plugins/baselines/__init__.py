@@ -59,12 +59,13 @@ def bench_train(method, params, dataset, ctx):
                               itemknn_weights(dataset.train_matrix, p.k, p.shrink))
     if method == "bpr_mf":
         p = BPRMFParams(**params)
-        model = MF(dataset.n_users, dataset.n_items, p.dim).to(ctx.device)
+        model = MF(dataset.n_users, dataset.n_items, p.dim, p.loss, p.margin).to(ctx.device)
         model.history = train_pairwise(model, dataset, ctx, p)
         return model
     if method == "lightgcn":
         p = LightGCNParams(**params)
-        model = LightGCN.from_dataset(dataset, p.dim, p.n_layers, device=ctx.device).to(ctx.device)
+        model = LightGCN.from_dataset(dataset, p.dim, p.n_layers, device=ctx.device, loss=p.loss,
+                                      margin=p.margin).to(ctx.device)
         model.history = train_pairwise(model, dataset, ctx, p)
         return model
     if method == "sasrec":

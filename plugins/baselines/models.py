@@ -1,11 +1,11 @@
 """Non-sequential baseline models and their parameter models."""
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn as nn
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from harness.blocks.mf import MF  # noqa: F401  (re-export: plugins.baselines.models.MF)
 from harness.blocks.pairwise import PairwiseParams
@@ -20,6 +20,10 @@ class _SamplerChecked(PairwiseParams):
 
     #: attributes the model class provides (matched against SamplerSpec.requires)
     provides: ClassVar[tuple[str, ...]] = ("embeddings",)
+    loss: Literal["bpr", "hinge"] = Field(
+        "bpr", description="pairwise ranking loss; hinge = HNLMRec's, for controls that hold "
+        "the loss fixed")
+    margin: float = Field(0.3, gt=0, allow_inf_nan=False, description="hinge margin")
 
     @model_validator(mode="after")
     def _check_sampler(self):

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.blocks.pairwise import bpr_loss, embedding_l2
+from harness.blocks.pairwise import embedding_l2, ranking_loss
 
 from .params import HNLMRecParams
 from .semantic import SemanticNegatives
@@ -102,10 +102,7 @@ class HNLMRecModel(nn.Module):
             h = h.detach()
         mixed = self.alpha * h + (1 - self.alpha) * ej
         pos_s, neg_s = (eu * ei).sum(-1), (eu * mixed).sum(-1)
-        if self.loss_kind == "hinge":
-            main = F.relu(neg_s - pos_s + self.margin).mean()
-        else:
-            main = bpr_loss(pos_s, neg_s)
+        main = ranking_loss(pos_s, neg_s, self.loss_kind, self.margin)
         # InfoNCE with one semantic negative: −log e^{a}/(e^{a}+e^{b}) = softplus(b − a)
         a = F.cosine_similarity(eu, ei, dim=-1) / self.cl_tau
         b = F.cosine_similarity(eu, h, dim=-1) / self.cl_tau
