@@ -246,3 +246,26 @@ def test_hinge_ranking_loss_for_pairwise_baselines():
     loss, _ = mf.pairwise_loss(u, p, n)
     s = lambda a, b: (mf.user(a) * mf.item(b)).sum(-1)  # noqa: E731
     assert loss.item() == pytest.approx(torch.relu(s(u, n) - s(u, p) + 0.5).mean().item())
+
+
+def test_bce_next_item_loss_uses_one_negative_that_is_never_the_target():
+    from harness.blocks.sequence import SASRec
+
+    torch.manual_seed(0)
+    model = SASRec(n_items=3, dim=8, max_len=4, n_layers=1, n_heads=1, inner=8)
+    model.eval()
+    tokens = torch.tensor([[0, 1, 2, 3, 1]] * 64)
+    mask = torch.zeros(64, 4, dtype=torch.bool)
+    mask[:, -1] = True                      # target = item 1 (id 0 after the shift)
+    g = torch.Generator().manual_seed(0)
+    loss = model.next_item_loss(tokens, mask, "bce", g)
+    hidden = model.encode(tokens[:, :-1])[mask]
+    w = model.item_weights()
+    pos = (hidden * w[0]).sum(-1)
+    # with 3 items the negative is item 2 or 3 (ids 1, 2), never the target
+    candidates = [torch.nn.functional.softplus(-pos) + torch.nn.functional.softplus((hidden * w[j]).sum(-1))
+                  for j in (1, 2)]
+    lo = torch.minimum(*candidates).mean().item()
+    hi = torch.maximum(*candidates).mean().item()
+    assert lo - 1e-6 <= loss.item() <= hi + 1e-6
+    assert model.next_item_loss(tokens, mask).item() > 0  # ce still the default

@@ -149,12 +149,28 @@ class SequenceEncoder(nn.Module):
         """Scores ``[B, n_items]`` for the next item after each left-padded history."""
         return self.last_hidden(tokens) @ self.item_weights().T
 
-    def next_item_loss(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy over all items at the masked positions (RecBole's CE loss)."""
+    def next_item_loss(self, tokens: torch.Tensor, mask: torch.Tensor, loss: str = "ce",
+                       generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """The next-item loss at the masked positions.
+
+        ``ce``: cross-entropy over all items (RecBole's CE loss, the default). ``bce``:
+        binary cross-entropy of the target against one uniformly drawn negative item per
+        position (never the target), as the official SASRec and TTA4SR code train."""
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         hidden = self.encode(inputs)[mask]
-        logits = hidden @ self.item_weights().T
-        return F.cross_entropy(logits, targets[mask] - 1)
+        target = targets[mask] - 1
+        if loss == "ce":
+            return F.cross_entropy(hidden @ self.item_weights().T, target)
+        if loss != "bce":
+            raise ValueError(f"unknown next-item loss '{loss}' (ce or bce).")
+        # uniform over the n_items - 1 items that are not the target
+        neg = torch.randint(0, self.n_items - 1, target.shape, generator=generator)
+        neg = (neg + (neg >= target.cpu()).long()).to(target.device)
+        weights = self.item_weights()
+        pos_s = (hidden * weights[target]).sum(-1)
+        neg_s = (hidden * weights[neg]).sum(-1)
+        return (F.binary_cross_entropy_with_logits(pos_s, torch.ones_like(pos_s))
+                + F.binary_cross_entropy_with_logits(neg_s, torch.zeros_like(neg_s)))
 
 
 class SASRec(SequenceEncoder):
@@ -270,6 +286,9 @@ class SequenceParams(Params):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     train_mode: Literal["window", "prefix"] = "window"
+    loss: Literal["ce", "bce"] = Field(
+        "ce", description="ce: softmax over all items; bce: one sampled negative per position "
+        "(the official SASRec/TTA4SR code's loss)")
     patience: int = Field(5, ge=1)
     eval_every: int = Field(1, ge=1)
 
@@ -289,7 +308,8 @@ class GRU4RecParams(SequenceParams):
 
 
 def train_next_item(model: SequenceEncoder, dataset: Any, ctx: Any, p: SequenceParams) -> dict:
-    """Next-item CE training with validation early stopping (harness.training.fit)."""
+    """Next-item training (CE, or BCE with one sampled negative) with validation early
+    stopping (harness.training.fit)."""
     tokens, mask = training_windows(chronological_sequences(dataset, ("train",)), model.max_len,
                                     p.train_mode)
     if len(tokens) == 0:
@@ -297,6 +317,7 @@ def train_next_item(model: SequenceEncoder, dataset: Any, ctx: Any, p: SequenceP
                          "nothing to train a sequential model on.")
     opt = torch.optim.Adam(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     rng = ctx.rng("train.order")
+    negatives = ctx.rng("train.negatives")  # its own stream: ce runs draw nothing from it
     device = ctx.device
 
     def epoch(_: int) -> float:
@@ -304,7 +325,8 @@ def train_next_item(model: SequenceEncoder, dataset: Any, ctx: Any, p: SequenceP
         total, batches = 0.0, 0
         for start in range(0, len(order), p.batch_size):
             idx = order[start:start + p.batch_size]
-            loss = model.next_item_loss(tokens[idx].to(device), mask[idx].to(device))
+            loss = model.next_item_loss(tokens[idx].to(device), mask[idx].to(device), p.loss,
+                                        negatives)
             opt.zero_grad()
             loss.backward()
             opt.step()
