@@ -46,6 +46,12 @@ def _fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
+def _one_line(exc: BaseException) -> str:
+    """An unexpected error as one line: its type and the first line of its message."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:500]}"
+
+
 def _load(suite_path: Path, registry):
     from .suite import load_suite
 
@@ -280,6 +286,8 @@ def leaderboard(suite: Path = typer.Argument(..., help="suite YAML file"),
                                   baseline=baseline)
     except BenchError as exc:
         _fail(str(exc))
+    except Exception as exc:  # a store or artifact problem: one line, never a traceback
+        _fail(_one_line(exc), 1)
     for p in paths:
         console.print(f"wrote {p}")
 

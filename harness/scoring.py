@@ -43,6 +43,11 @@ def mlflow_name(metric: str) -> str:
     return metric.replace("@", "_at_")
 
 
+def metric_name_from_mlflow(name: str) -> str:
+    """The inverse of :func:`mlflow_name`: ``ndcg_at_10`` -> ``ndcg@10``."""
+    return name.replace("_at_", "@")
+
+
 def max_cutoff(metrics: Iterable[str], default: int = 10) -> int:
     ks = [MetricName.parse(m).k for m in metrics]
     return max([k for k in ks if k] or [default])

@@ -125,3 +125,70 @@ class CellLog:
 
     def tmpdir(self) -> tempfile.TemporaryDirectory:
         return tempfile.TemporaryDirectory(prefix="bench-")
+
+
+# --- reading the store (leaderboards, `bench results`, report scripts) ----------------------
+#
+# Every reader of finished runs goes through these functions, so the leaderboard, the
+# results table and the report scripts agree on what a "finished cell" is and none of them
+# is capped at one page of search results.
+
+FINISHED_CELLS = f"tags.`bench.kind` = 'cell' and tags.`{STATUS_TAG}` = 'finished'"
+
+
+def redact_uri(url: str) -> str:
+    """A store or database URL safe to print: never a password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def quiet_mlflow() -> None:
+    """MLflow, alembic and the artifact progress bar stay silent while we only read."""
+    import logging
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("alembic", "mlflow", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def open_client(uri: str) -> tuple[Any, str]:
+    """(MlflowClient, absolute URI) for reading a store without starting any run."""
+    quiet_mlflow()
+    import mlflow
+
+    uri = absolute_uri(uri)
+    return mlflow.MlflowClient(uri), uri
+
+
+def search_all_runs(client: Any, experiment_ids: list[str], filter_string: str = "",
+                    order_by: Optional[list[str]] = None, page_size: int = 5000) -> list[Any]:
+    """Every matching run, page by page (one ``search_runs`` call stops at its
+    ``max_results``, so a large store would silently lose runs)."""
+    out: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string, max_results=page_size,
+                                  order_by=order_by, page_token=token)
+        out.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return out
+
+
+def finished_cell_runs(client: Any, experiment_id: str) -> list[Any]:
+    """All finished cell runs of an experiment (runner cells and ``bench evaluate``
+    entries), oldest first."""
+    return search_all_runs(client, [experiment_id], FINISHED_CELLS,
+                           order_by=["attributes.start_time ASC", "attributes.run_id ASC"])
+
+
+def download_json(client: Any, run_id: str, artifact_path: str) -> Optional[Any]:
+    """A run's JSON artifact, or None when the run has none under that path."""
+    with tempfile.TemporaryDirectory(prefix="bench-read-") as tmp:
+        try:
+            path = client.download_artifacts(run_id, artifact_path, tmp)
+        except Exception:  # no such artifact (a non-ranking task, an old run)
+            return None
+        return json.loads(Path(path).read_text())

@@ -336,8 +336,7 @@ def tuned_cells(suite: Suite, cells: list[Cell], registry: Registry,
 
 
 def _redact(url: str) -> str:
-    """Never print a database password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    """Never print a database password (one implementation: tracking.redact_uri)."""
+    from .tracking import redact_uri
+
+    return redact_uri(url)

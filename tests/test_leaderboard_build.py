@@ -76,7 +76,7 @@ def test_leaderboard_writes_md_html_png(store):
     assert len(split_id) == 12
     page = _Html()
     page.feed(paths[1].read_text())
-    assert "table" in page.tags and page.rows == 3  # header + 2 methods
+    assert "table" in page.tags and page.rows == 3 + 2  # header + 2 methods; p-values: header + 1
     assert any(t.startswith("p = ") and "Holm" in t for t in page.titles)
     png = base64.b64decode(page.imgs[0].split(",", 1)[1])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and png == paths[2].read_bytes()

@@ -1,0 +1,283 @@
+"""From finished runs to boards: rows (methods), per-metric statistics over seeds, the best
+value per column, significance against a baseline, notes, extra columns and row flags.
+
+Pure computation over :class:`~harness.leaderboard.runs.RunRecord` values (the per-unit
+values of a run come through a loader function), so it is tested without MLflow and the
+renderers never recompute a number.
+
+Extension points, so later work plugs in without touching the renderers:
+
+- a significance test is a :class:`SignificanceTest` in :data:`SIGNIFICANCE_TESTS`
+  (``bench leaderboard --test NAME`` picks one); it returns :class:`Comparison` values;
+- an extra table column is a :class:`Column` appended to :data:`COLUMNS` (or passed in
+  :class:`BoardOptions.columns`); its value is computed from a :class:`Row`;
+- a row flag (e.g. "best epoch at the end of the budget") is a :data:`Flagger` in
+  :data:`FLAGGERS` (or :class:`BoardOptions.flaggers`); flags are shown next to the
+  method and listed in ``bench results``;
+- the baseline of a board comes from :meth:`BoardOptions.baseline_for`, so a per-group
+  baseline only overrides that method.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional, Protocol, Sequence
+
+from ..api import BenchError
+from ..significance import Comparison, compare_to_baseline
+from .runs import RunRecord
+
+BETTER, WORSE = "▲", "▼"
+
+#: what one paired observation of a task is, for the board's footnote
+UNITS = {"topk": "users", "sequential": "users", "signed": "users", "reasoning": "puzzles",
+         "preference": "prompts"}
+
+PerUnitLoader = Callable[[RunRecord], Optional[Mapping[str, Mapping[str, float]]]]
+
+
+@dataclass
+class Row:
+    method: str
+    runs: list[RunRecord]
+    stats: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # mean, std, n
+    flags: list[str] = field(default_factory=list)  # short warnings, e.g. "under-trained"
+    columns: dict[str, str] = field(default_factory=dict)  # extra column header -> text
+
+    @property
+    def external(self) -> bool:
+        return bool(self.runs) and self.runs[-1].external
+
+    @property
+    def budget(self) -> str:
+        tags = self.runs[-1].tags
+        if tags.get("bench.source") == "evaluate":
+            return "external run"
+        if "bench.tuning_trials" not in tags:
+            return "untuned"
+        if tags.get("bench.tuning_budget", "0") == "0":
+            return "0 (no search space)"
+        extra = [tags.get("bench.tuning_sampler", "")]
+        if tags.get("bench.tuning_pruned", "0") != "0":
+            extra.append(f"{tags['bench.tuning_pruned']} pruned")
+        return (f"{tags['bench.tuning_trials']}/{tags['bench.tuning_budget']} trials "
+                f"({', '.join(e for e in extra if e)})")
+
+
+@dataclass
+class Board:
+    dataset: str
+    split_id: str
+    protocol_id: str
+    rows: list[Row]
+    best: dict[str, set[str]]
+    comparisons: dict[tuple[str, str], Comparison]
+    notes: list[str]
+    lower_better: set[str] = field(default_factory=set)  # metrics where smaller wins
+    baseline: Optional[str] = None
+    task: str = "topk"
+    test: str = "student"
+    column_names: list[str] = field(default_factory=list)  # extra columns, in order
+
+    @property
+    def unit(self) -> str:
+        return UNITS.get(self.task, "units")
+
+    def direction(self, metric: str) -> str:
+        return "↓" if metric in self.lower_better else "↑"
+
+    def mark(self, row: Row, metric: str, alpha: float) -> str:
+        """▲/▼ when the row differs significantly from the baseline on ``metric``."""
+        comp = self.comparisons.get((row.method, metric))
+        if comp is None or not comp.significant(alpha):
+            return ""
+        improved = comp.delta < 0 if metric in self.lower_better else comp.delta > 0
+        return BETTER if improved else WORSE
+
+
+# --- pluggable parts --------------------------------------------------------------------------
+
+class SignificanceTest(Protocol):
+    """Compares every row with the baseline row, per metric, already multiplicity-corrected."""
+
+    name: str
+
+    def compare(self, rows: Sequence[Row], baseline: str, metrics: Sequence[str],
+                load: PerUnitLoader) -> tuple[list[Comparison], list[str]]:
+        """(comparisons, notes for the board)."""
+
+    def describe(self, baseline: str, n_methods: int, unit: str) -> str:
+        """The footnote: what was tested, on which unit, how it was corrected."""
+
+
+@dataclass
+class PairedPerUnitTest:
+    """Paired test on per-unit values (users, puzzles, prompts) averaged over seeds, Holm
+    over the methods compared per metric (see :mod:`harness.significance`)."""
+
+    name: str  # student | fisher
+
+    def compare(self, rows, baseline, metrics, load):
+        notes: list[str] = []
+        per_unit: dict[str, dict[str, list]] = {}
+        for row in rows:
+            loaded = [load(r) for r in row.runs]
+            if any(p is None for p in loaded):
+                notes.append(f"{row.method}: no per-unit metrics (non-ranking task or old "
+                             "run): not tested.")
+                continue
+            per_unit[row.method] = {m: [p[m] for p in loaded] for m in metrics
+                                    if all(m in p for p in loaded)}
+        if baseline not in per_unit:
+            return [], notes + [f"baseline '{baseline}' has no per-unit metrics: "
+                                "significance skipped."]
+        return compare_to_baseline(per_unit, baseline, metrics, self.name), notes
+
+    def describe(self, baseline, n_methods, unit):
+        return (f"{BETTER}/{WORSE}: significantly better/worse than the baseline '{baseline}' "
+                f"(two-sided paired {self.name} test via ranx over {unit}, each {unit[:-1]}'s "
+                f"value averaged over seeds; Holm-corrected over the {n_methods} method(s) "
+                "compared, per metric).")
+
+
+SIGNIFICANCE_TESTS: dict[str, SignificanceTest] = {
+    "student": PairedPerUnitTest("student"),
+    "fisher": PairedPerUnitTest("fisher"),
+}
+
+
+@dataclass
+class Column:
+    """An extra column after the metrics: a header and the text for a row."""
+
+    header: str
+    value: Callable[[Row], str]
+
+
+COLUMNS: list[Column] = [Column("seeds", lambda row: str(len(row.runs))),
+                         Column("tuning budget", lambda row: row.budget)]
+
+#: a row flag: (row, board) -> short text, or None when the row is fine
+Flagger = Callable[[Row, Board], Optional[str]]
+FLAGGERS: list[Flagger] = []
+
+
+@dataclass
+class BoardOptions:
+    test: str = "student"
+    split_ids: Optional[Sequence[str]] = None
+    baseline: Optional[str] = None  # default: the suite's `baseline:`
+    columns: Optional[list[Column]] = None  # default: COLUMNS
+    flaggers: Optional[list[Flagger]] = None  # default: FLAGGERS
+
+    def baseline_for(self, suite, dataset_key: str) -> Optional[str]:
+        """The method every other row of this dataset's board is tested against."""
+        return self.baseline if self.baseline is not None else suite.baseline
+
+    def significance_test(self) -> SignificanceTest:
+        if self.test not in SIGNIFICANCE_TESTS:
+            raise BenchError(f"unknown significance test '{self.test}'; choose one of "
+                             f"{', '.join(SIGNIFICANCE_TESTS)}.")
+        return SIGNIFICANCE_TESTS[self.test]
+
+
+# --- building ----------------------------------------------------------------------------------
+
+def lower_is_better(metrics: Sequence[str], catalogue) -> set[str]:
+    out = set()
+    for m in metrics:
+        base = m.split("@")[0]
+        if base in catalogue.metrics and not catalogue.metrics[base].higher_is_better:
+            out.add(m)
+    return out
+
+
+def _check_ids(dataset: str, runs: list[RunRecord], attr: str, what: str) -> str:
+    ids = {getattr(r, attr) for r in runs}
+    if len(ids) > 1:
+        detail = "; ".join(sorted(f"{r.method} seed {r.seed}: {getattr(r, attr)}" for r in runs))
+        hint = " Rerun the stale cells (bench run --force) or pick one with --split-id." \
+            if attr == "split_id" else " Rerun the stale cells with the suite's current metrics."
+        raise BenchError(f"dataset '{dataset}': runs on different {what}s cannot share a "
+                         f"leaderboard column ({detail}).{hint}")
+    return ids.pop()
+
+
+def seed_stats(values: list[float]) -> tuple[float, float, int]:
+    """(mean, sample std (0 for one value), n) over seeds."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.fmean(values), std, len(values)
+
+
+def build_boards(suite, catalogue, runs: list[RunRecord], load: PerUnitLoader,
+                 options: Optional[BoardOptions] = None) -> list[Board]:
+    """One board per suite dataset with finished runs. Runs of method labels the suite no
+    longer has are left out and named in a note (``bench evaluate`` entries stay)."""
+    options = options or BoardOptions()
+    test = options.significance_test()
+    columns = COLUMNS if options.columns is None else options.columns
+    flaggers = FLAGGERS if options.flaggers is None else options.flaggers
+    if options.split_ids:
+        runs = [r for r in runs if r.split_id in options.split_ids]
+    metrics = list(suite.metrics)
+    lower = lower_is_better(metrics, catalogue)
+    order = [m.key for m in suite.methods]
+    boards = []
+    for entry in suite.datasets:
+        ds_runs = [r for r in runs if r.dataset == entry.key]
+        stale = sorted({r.method for r in ds_runs if r.method not in order and not r.external})
+        ds_runs = [r for r in ds_runs if r.method in order or r.external]
+        if not ds_runs:
+            continue
+        split_id = _check_ids(entry.key, ds_runs, "split_id", "split id")
+        protocol_id = _check_ids(entry.key, ds_runs, "protocol_id", "protocol id")
+        methods = sorted({r.method for r in ds_runs},
+                         key=lambda m: (order.index(m) if m in order else len(order), m))
+        rows = []
+        for method in methods:
+            mruns = sorted((r for r in ds_runs if r.method == method), key=lambda r: r.start_time)
+            row = Row(method, mruns)
+            for m in metrics:
+                vals = [r.metrics[m] for r in mruns if m in r.metrics]
+                if vals:
+                    row.stats[m] = seed_stats(vals)
+            rows.append(row)
+        best: dict[str, set[str]] = {}
+        for m in metrics:
+            scored = [(r.stats[m][0], r.method) for r in rows if m in r.stats]
+            if scored:
+                target = (min if m in lower else max)(v for v, _ in scored)
+                best[m] = {name for v, name in scored if abs(v - target) <= 1e-12}
+        task = ds_runs[-1].tags.get("bench.task", "topk")
+        baseline = options.baseline_for(suite, entry.key)
+        board = Board(entry.key, split_id, protocol_id, rows, best, {}, [], lower, baseline,
+                      task, test.name, [c.header for c in columns])
+        board.comparisons, board.notes = _significance(board, test, metrics, load)
+        missing = [m for m in order if m not in methods]
+        if missing:
+            board.notes.append(f"no finished runs yet for: {', '.join(missing)}.")
+        if stale:
+            board.notes.append(f"left out: runs of {', '.join(stale)}, no longer a method "
+                               "of this suite.")
+        for row in rows:
+            row.columns = {c.header: c.value(row) for c in columns}
+            row.flags = [f for f in (flag(row, board) for flag in flaggers) if f]
+        boards.append(board)
+    if not boards:
+        raise BenchError(f"no finished cell runs of suite '{suite.suite}' for its datasets "
+                         f"({', '.join(d.key for d in suite.datasets)}); run `bench run` first "
+                         "(with the same --tracking-uri).")
+    return boards
+
+
+def _significance(board: Board, test: SignificanceTest, metrics: list[str],
+                  load: PerUnitLoader) -> tuple[dict, list[str]]:
+    baseline = board.baseline
+    if not baseline:
+        return {}, ["no `baseline:` in the suite: significance tests skipped."]
+    if baseline not in {r.method for r in board.rows}:
+        return {}, [f"baseline '{baseline}' has no finished runs: significance skipped."]
+    comps, notes = test.compare(board.rows, baseline, metrics, load)
+    if comps:
+        notes.append(test.describe(baseline, len({c.method for c in comps}), board.unit))
+    return {(c.method, c.metric): c for c in comps}, notes
