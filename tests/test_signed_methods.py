@@ -121,3 +121,20 @@ def test_signed_suites_validate(registry):
         suite, cells = load_suite(ROOT / "suites" / name, registry)
         assert {c.task for c in cells} == {"signed"}
         assert len(suite.seeds) >= (3 if name == "signed.yaml" else 1)
+
+
+def test_lightgcn_can_share_lsgrec_degree_sampler(registry):
+    """The `degree` sampler is LSGRec's DegreeNegativeSampler behind the sampling hook, so
+    a LightGCN(pos-only) control differs from LSGRec in the model, not in its negatives."""
+    from harness.context import Context
+
+    ds = _signed_dataset()
+    ctx = Context(registry=registry, seed=0, metrics=["ndcg@10"], valid_metric="ndcg@10")
+    users = torch.tensor([0] * 300 + [1] * 300)
+    neg = ctx.sample_negatives("degree", {"n": 2, "exponent": 0.75}, users, users, None, ds)
+    assert neg.shape == (600, 2)
+    assert set(neg[:300].unique().tolist()) == {2} and set(neg[300:].unique().tolist()) == {1}
+    direct = DegreeNegativeSampler(ds, 0.75).sample(users, 2, torch.Generator().manual_seed(0))
+    again = Context(registry=registry, seed=0, metrics=["ndcg@10"], valid_metric="ndcg@10")
+    assert torch.equal(again.sample_negatives("degree", {"n": 2}, users, users, None, ds), neg)
+    assert direct.shape == neg.shape

@@ -1,10 +1,12 @@
-"""Negative samplers of the baselines plugin: uniform (RNS), popularity, DNS, MixGCF.
+"""Negative samplers of the baselines plugin: uniform (RNS), popularity, DNS, MixGCF, and
+the signed task's degree sampler (LSGRec's, so a LightGCN control can share it).
 
 The maths lives in :mod:`harness.blocks.negatives` (shared); this module gives each
 sampler a strict parameter model and a spec, and dispatches the sampling hook.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -13,6 +15,7 @@ from pydantic import Field
 from harness.api import BenchError, Params, SamplerSpec
 from harness.blocks.negatives import (dns_negatives, mixgcf_negatives, popularity_negatives,
                                       popularity_weights, uniform_negatives)
+from harness.blocks.signed import DegreeNegativeSampler
 
 
 class UniformParams(Params):
@@ -31,14 +34,22 @@ class MixGCFParams(UniformParams):
     n_candidates: int = Field(32, ge=1, description="M uniform candidates mixed per negative")
 
 
+class DegreeParams(UniformParams):
+    exponent: float = Field(0.75, ge=0.0, allow_inf_nan=False,
+                            description="weights ∝ training degree^exponent")
+
+
 PARAMS: dict[str, type[Params]] = {"uniform": UniformParams, "popularity": PopularityParams,
-                                   "dns": DNSParams, "mixgcf": MixGCFParams}
+                                   "dns": DNSParams, "mixgcf": MixGCFParams,
+                                   "degree": DegreeParams}
 
 SPECS = [
     SamplerSpec("uniform", "uniform over the user's non-positive items (RNS)"),
     SamplerSpec("popularity", "non-positives drawn ∝ training degree^beta; params: beta"),
     SamplerSpec("dns", "dynamic negative sampling: highest-scored of M uniform candidates "
                        "under the current model; params: n_candidates"),
+    SamplerSpec("degree", "LSGRec's sampler: items the user has not rated in training (either "
+                          "sign) drawn ∝ rated degree^exponent; params: exponent"),
     SamplerSpec("mixgcf", "MixGCF: positive mixing + hop mixing over a graph model's layer "
                           "embeddings; params: n_candidates", requires=("layer_embeddings",)),
 ]
@@ -66,6 +77,8 @@ def sample(sampler: str, params: dict, users: torch.Tensor, pos_items: torch.Ten
         if p.beta not in cache:
             cache[p.beta] = popularity_weights(dataset.item_popularity(), p.beta)
         return popularity_negatives(positives, users, p.n, cache[p.beta], rng)
+    if sampler == "degree":
+        return _degree_sampler(dataset, p.exponent).sample(users, p.n, rng)
     if sampler == "dns":
         if not hasattr(model, "embeddings"):
             raise BenchError(f"sampler 'dns' needs a model with embeddings() -> (users, items); "
@@ -83,3 +96,19 @@ def sample(sampler: str, params: dict, users: torch.Tensor, pos_items: torch.Ten
     return mixgcf_negatives(positives, users, pos_items, p.n, p.n_candidates,
                             [layer[:n_users] for layer in layers],
                             [layer[n_users:] for layer in layers], rng)
+
+
+_DEGREE_SAMPLERS: dict[int, tuple[Any, dict[float, DegreeNegativeSampler]]] = {}
+
+
+def _degree_sampler(dataset: Any, exponent: float) -> DegreeNegativeSampler:
+    """One sampler per (dataset, exponent), built on first use: it indexes every user's
+    rated items, which is too slow to redo per batch. Keyed by identity (datasets are
+    unhashable), with a weak reference so a dead dataset's id is never reused by mistake."""
+    ref, per_dataset = _DEGREE_SAMPLERS.get(id(dataset), (None, {}))
+    if ref is None or ref() is not dataset:
+        per_dataset = {}
+        _DEGREE_SAMPLERS[id(dataset)] = (weakref.ref(dataset), per_dataset)
+    if exponent not in per_dataset:
+        per_dataset[exponent] = DegreeNegativeSampler(dataset, exponent)
+    return per_dataset[exponent]
