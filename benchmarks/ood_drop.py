@@ -3,7 +3,7 @@
     bench run suites/ood.yaml --tracking-uri sqlite:///.bench_cache/mlflow-ood.db
     bench leaderboard suites/ood.yaml --tracking-uri sqlite:///.bench_cache/mlflow-ood.db
     python benchmarks/ood_drop.py --tracking-uri sqlite:///.bench_cache/mlflow-ood.db \
-        --append leaderboards/ood.md
+        --append leaderboards/ood-notes.md
 
 Datasets are paired by label: ``<shift>-ood`` with ``<shift>-iid`` (its IID twin with the
 same split sizes). Means and stds are over seeds; the relative drop is (IID − OOD) / IID.

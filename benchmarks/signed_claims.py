@@ -1,7 +1,7 @@
 """The signed suite's claims, checked from the finished runs in its MLflow store: accuracy
 and negative-hit metrics per method, training cost per epoch, and per-seed differences
 of LSGRec against each baseline and ablation. Prints a markdown section (appended to
-leaderboards/signed.md).
+leaderboards/signed-notes.md, the hand-written analysis).
 
     python benchmarks/signed_claims.py --tracking-uri sqlite:///.bench_cache/mlflow-signed.db
 """
