@@ -161,3 +161,15 @@ def test_cli_leaderboard_errors_are_one_line(store, tmp_path, monkeypatch):
         assert "Traceback" not in result.output and result.output.count("error:") == 1
     ok = cli.invoke(app, ["leaderboard", str(path), "--tracking-uri", uri, "--out", "boards"])
     assert ok.exit_code == 0 and (tmp_path / "boards" / "lbparts.md").exists()
+
+
+def test_committed_notes_files_are_linked_from_their_boards():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "leaderboards"
+    notes = sorted(root.glob("*-notes.md"))
+    assert {p.name for p in notes} >= {"ood-notes.md", "signed-notes.md", "preference-notes.md",
+                                       "reasoning-notes.md"}
+    for p in notes:
+        board = root / p.name.replace("-notes.md", ".md")
+        assert f"[{p.name}]({p.name})" in board.read_text(), board
