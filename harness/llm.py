@@ -27,7 +27,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Optional, Sequence
@@ -184,8 +183,12 @@ def build_model(cfg: LLMConfig, tokenizer) -> Any:
     return model
 
 
-def load_local(path: str | Path) -> tuple[Any, Any]:
-    """Model and tokenizer from a local checkpoint directory (never a hub id)."""
+def load_local(path: str | Path, safetensors_only: bool = False) -> tuple[Any, Any]:
+    """Model and tokenizer from a local checkpoint directory (never a hub id).
+
+    ``safetensors_only`` (bench's own cache) refuses pickled weights outright; a user's
+    checkpoint may hold ``.bin`` weights, which transformers reads with
+    ``torch.load(weights_only=True)``, never running code from the file."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -198,7 +201,8 @@ def load_local(path: str | Path) -> tuple[Any, Any]:
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, local_files_only=True, **({"use_safetensors": True} if safetensors_only else {}))
     return model, tok
 
 
@@ -298,38 +302,45 @@ def load_llm(cfg: LLMConfig | dict, corpus: Sequence[str] = (), sft_prompts: Seq
     if cfg.path is None and not corpus:
         raise BenchError("load_llm: the config route needs a corpus to train the tokenizer.")
     key = cache_key(cfg, corpus, sft_prompts, sft_responses)
-    target = Path(cache_dir) / "llm" / key
-    if cfg.cache and (target / "bench_llm.json").exists():
-        model, tok = load_local(target)
-        info = json.loads((target / "bench_llm.json").read_text())
-        return LLM(model.to(device).eval(), tok, "cache", target, info)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        if cfg.path is not None:
-            model, tok = load_local(cfg.path)
-        else:
-            tok = train_tokenizer(corpus, cfg.tokenizer, cfg.vocab_size)
-            model = build_model(cfg, tok)
-        losses = sft(model, tok, list(sft_prompts), list(sft_responses), cfg.sft_steps if warm else 0,
-                     cfg.sft_lr, cfg.sft_batch_size, cfg.seed, device)
-    info = {"key": key, "config": cfg.model_dump(), "vocab": len(tok),
-            "params": sum(p.numel() for p in model.parameters()),
-            "sft_loss_first": losses[0] if losses else None,
-            "sft_loss_last": losses[-1] if losses else None}
-    if cfg.cache:
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
-        tmp = target.with_name(f"{key}.{os.getpid()}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "bench_llm.json").write_text(json.dumps(info, indent=1))
-        try:
-            os.replace(tmp, target)  # atomic: a parallel cell may have written it first
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return LLM(model.to(device).eval(), tok, "config", target if cfg.cache else None, info)
+    def build(folder: Path | None) -> tuple[Any, Any, dict]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            if cfg.path is not None:
+                model, tok = load_local(cfg.path)
+            else:
+                tok = train_tokenizer(corpus, cfg.tokenizer, cfg.vocab_size)
+                model = build_model(cfg, tok)
+            losses = sft(model, tok, list(sft_prompts), list(sft_responses),
+                         cfg.sft_steps if warm else 0, cfg.sft_lr, cfg.sft_batch_size, cfg.seed,
+                         device)
+        info = {"key": key, "config": cfg.model_dump(), "vocab": len(tok),
+                "params": sum(p.numel() for p in model.parameters()),
+                "sft_loss_first": losses[0] if losses else None,
+                "sft_loss_last": losses[-1] if losses else None}
+        if folder is not None:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            model.save_pretrained(folder, safe_serialization=True)
+            tok.save_pretrained(folder)
+            (folder / "bench_llm.json").write_text(json.dumps(info, indent=1))
+        return model, tok, info
+
+    if not cfg.cache:
+        model, tok, info = build(None)
+        return LLM(model.to(device).eval(), tok, "config", None, info)
+
+    def load(folder: Path) -> tuple[Any, Any, dict]:
+        model, tok = load_local(folder, safetensors_only=True)
+        return model, tok, json.loads((folder / "bench_llm.json").read_text())
+
+    from . import cache
+
+    inputs = {"llm": key, "config": cfg.model_dump(exclude={"cache"})}
+    (model, tok, info), target, hit = cache.get_or_build(cache_dir, "llm", inputs, build, load,
+                                                         key=key)
+    return LLM(model.to(device).eval(), tok, "cache" if hit else "config", target, info)
 
 
 # --- log-probs and sampling used by alignment methods -----------------------------------------

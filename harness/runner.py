@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 import traceback
@@ -13,6 +12,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from . import cache
 from .api import BenchError, TaskData
 from .context import Context, default_device, seed_everything
 from .data.dataset import Dataset, split_id_for
@@ -55,21 +55,7 @@ def prepare_dataset(entry: DatasetEntry, task: str, registry: Registry,
     data = kcore(filter_min_rating(raw, entry.preprocess.min_rating), entry.preprocess.kcore)
     split = entry.split
     split_id = split_id_for(data, entry.name, entry.preprocess.model_dump(), split.model_dump())
-    path = cache_dir / "splits" / f"{split_id}.npz"
-    if path.exists():
-        stored = np.load(path)
-        train, valid, test = stored["train"], stored["valid"], stored["test"]
-        info = json.loads(str(stored["info"])) if "info" in stored.files else {}
-    else:
-        # a splitter may return a 4th element: its own diagnostics (JSON-able dict)
-        out = SPLITTERS[split.strategy](data, **split.kwargs())
-        train, valid, test = out[:3]
-        info = dict(out[3]) if len(out) > 3 else {}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # atomic: parallel runs share the cache
-        np.savez_compressed(tmp, train=train, valid=valid, test=test,
-                            info=np.array(json.dumps(info, default=str)))
-        os.replace(tmp, path)
+    train, valid, test, info = _cached_split(data, entry, split_id, cache_dir)
     ds = Dataset(entry.key, task, data, train, valid, test, split_id,
                  protocol={"split": split.model_dump(), "preprocess": entry.preprocess.model_dump()},
                  sign_offset=None if sign_offset is None else float(sign_offset))
@@ -84,6 +70,36 @@ def prepare_dataset(entry: DatasetEntry, task: str, registry: Registry,
 
         ds.diagnostics.update(sign_diagnostics(ds))
     return ds
+
+
+def _cached_split(data, entry: DatasetEntry, split_id: str, cache_dir: Path):
+    """(train, valid, test, splitter info), split once and shared through harness.cache
+    (a tampered or truncated split file is rebuilt, never trusted)."""
+    split = entry.split
+
+    def build(folder: Path):
+        # a splitter may return a 4th element: its own diagnostics (JSON-able dict)
+        out = SPLITTERS[split.strategy](data, **split.kwargs())
+        train, valid, test = out[:3]
+        info = dict(out[3]) if len(out) > 3 else {}
+        np.savez_compressed(folder / "split.npz", train=train, valid=valid, test=test)
+        (folder / "info.json").write_text(json.dumps(info, default=str))
+        return train, valid, test, info
+
+    def load(folder: Path):
+        with np.load(folder / "split.npz", allow_pickle=False) as stored:
+            parts = [stored[k] for k in ("train", "valid", "test")]
+        n = len(data)
+        for name, part in zip(("train", "valid", "test"), parts):
+            if part.ndim != 1 or part.dtype.kind not in "iu" or (len(part) and (
+                    part.min() < 0 or part.max() >= n)):
+                raise ValueError(f"{name} is not a vector of event indices below {n}")
+        return (*parts, json.loads((folder / "info.json").read_text()))
+
+    inputs = {"split_id": split_id, "dataset": entry.name,
+              "preprocess": entry.preprocess.model_dump(), "split": split.model_dump()}
+    value, _, _ = cache.get_or_build(cache_dir, "splits", inputs, build, load, key=split_id)
+    return value
 
 
 def _prepare_task_data(data: TaskData, entry: DatasetEntry, task: str) -> TaskData:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from harness import cache
 from harness.blocks.negatives import PositiveSet, dns_negatives
 from harness.llm import cache_key as llm_cache_key
 from harness.llm import load_llm, sample_responses
@@ -31,6 +31,8 @@ from .profiles import (HARD_NEGATIVE_TAG, SideInfo, hard_negative_prompt, item_p
                        pretraining_data, user_profile_prompt)
 
 CACHE_VERSION = "1"
+#: the tensor fields of SemanticNegatives (stored with torch.save, read with weights_only)
+TENSORS = ("vectors", "pair_keys", "pair_slot", "item_vectors", "slot_users")
 CODE_BITS = 64  # the code vocabulary is fixed so one pre-trained LLM serves every setting
 CODE_VOCAB = [f"cf{k}{s}" for k in range(CODE_BITS) for s in "pn"]
 
@@ -141,7 +143,8 @@ def _llm_inputs(info: SideInfo, p: HNLMRecParams):
     return pretraining_data(info, p.history_titles, CODE_VOCAB)
 
 
-def cache_path(dataset: Any, p: HNLMRecParams, seed: int, cache_dir: Path) -> Path:
+def cache_inputs(dataset: Any, p: HNLMRecParams, seed: int) -> dict:
+    """Everything the semantic negatives depend on (the cache entry's inputs)."""
     info = SideInfo.from_dataset(dataset)
     pre = _llm_inputs(info, p)
     llm_key = llm_cache_key(p.llm, pre.corpus, pre.prompts, pre.responses)
@@ -151,10 +154,9 @@ def cache_path(dataset: Any, p: HNLMRecParams, seed: int, cache_dir: Path) -> Pa
         fields += ["backbone", "n_layers", "dim", "lr", "batch_size", "reg_weight",
                    "pretrain_epochs", "dns_candidates", "lora_r", "lora_alpha", "lora_dropout",
                    "lora_steps", "lora_lr", "lora_batch_size", "contrastive_tau", "code_tokens"]
-    key = _digest({"v": CACHE_VERSION, "llm": llm_key, "llm_path": p.llm.path,
-                   "split": dataset.split_id, "seed": seed,
-                   "params": {f: getattr(p, f) for f in fields}})
-    return Path(cache_dir) / "hnlmrec" / f"{p.route}-{key}.pt"
+    return {"v": CACHE_VERSION, "llm": llm_key, "llm_path": p.llm.path,
+            "split": dataset.split_id, "seed": seed, "route": p.route,
+            "params": {f: getattr(p, f) for f in fields}}
 
 
 def profiles(llm, info: SideInfo, p: HNLMRecParams, cache_dir: Path, device: Any) -> tuple[list[str], list[str], dict]:
@@ -163,10 +165,24 @@ def profiles(llm, info: SideInfo, p: HNLMRecParams, cache_dir: Path, device: Any
                    "items": [info.item_text(i) for i in range(info.n_items)],
                    "users": [info.user_text(u, p.history_titles) for u in range(info.n_users)],
                    "max_tokens": p.gen_max_tokens})
-    path = Path(cache_dir) / "hnlmrec" / f"profiles-{key}.json"
-    if p.cache and path.exists():
-        stored = json.loads(path.read_text())
+    inputs = {"profiles": key}
+
+    def make(folder: Path) -> tuple[list[str], list[str], dict]:
+        items, users, meta = _write_profiles(llm, info, p, device)
+        (folder / "profiles.json").write_text(json.dumps({"items": items, "users": users}))
+        return items, users, meta
+
+    def load(folder: Path) -> tuple[list[str], list[str], dict]:
+        stored = json.loads((folder / "profiles.json").read_text())
         return stored["items"], stored["users"], {"profiles_source": "cache"}
+
+    value, _, _ = cache.get_or_build(cache_dir, "hnlmrec", inputs, make, load,
+                                     key=f"profiles-{key[:16]}", enabled=p.cache)
+    return value
+
+
+def _write_profiles(llm, info: SideInfo, p: HNLMRecParams, device: Any
+                    ) -> tuple[list[str], list[str], dict]:
     t0 = time.perf_counter()
     item_prompts = [item_profile_prompt(info, i) for i in range(info.n_items)]
     user_prompts = [user_profile_prompt(info, u, p.history_titles) for u in range(info.n_users)]
@@ -177,8 +193,6 @@ def profiles(llm, info: SideInfo, p: HNLMRecParams, cache_dir: Path, device: Any
                      for u in range(info.n_users) if info.history[u]] or [float("nan")])
     meta = {"profiles_source": "llm", "profiles_seconds": time.perf_counter() - t0,
             "profile_top_genre_agreement": float(agree)}
-    if p.cache:
-        _atomic_write_text(path, json.dumps({"items": items, "users": users}))
     return items, users, meta
 
 
@@ -200,20 +214,26 @@ def build(dataset: Any, p: HNLMRecParams, seed: int, cache_dir: Path, device: An
     ``pretrain_cf`` (route B) returns the (user, item) embeddings of a CF model trained
     with uniform negatives; the hard-negative targets are mined from it.
     """
-    path = cache_path(dataset, p, seed, cache_dir)
-    if p.cache and path.exists():
-        stored = torch.load(path, weights_only=False)
-        return SemanticNegatives(**stored, source="cache")
-    with torch.random.fork_rng(devices=[]):  # same global RNG afterwards, cache hit or miss
-        torch.manual_seed(seed)
-        sem = _build(dataset, p, seed, cache_dir, device, pretrain_cf)
-    if p.cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save({k: getattr(sem, k) for k in ("vectors", "pair_keys", "pair_slot",
-                                                  "item_vectors", "slot_users", "texts", "info")},
-                   tmp)
-        os.replace(tmp, path)
+    inputs = cache_inputs(dataset, p, seed)
+
+    def make(folder: Path) -> SemanticNegatives:
+        with torch.random.fork_rng(devices=[]):  # same global RNG afterwards, cache hit or miss
+            torch.manual_seed(seed)
+            sem = _build(dataset, p, seed, cache_dir, device, pretrain_cf)
+        torch.save({k: getattr(sem, k) for k in TENSORS}, folder / "tensors.pt")
+        (folder / "meta.json").write_text(json.dumps({"texts": sem.texts, "info": sem.info},
+                                                     default=float))
+        return sem
+
+    def load(folder: Path) -> SemanticNegatives:
+        # tensors only (weights_only): a planted file fails to load instead of running code
+        tensors = torch.load(folder / "tensors.pt", weights_only=True)
+        meta = json.loads((folder / "meta.json").read_text())
+        return SemanticNegatives(**{k: tensors[k] for k in TENSORS}, texts=meta["texts"],
+                                 info=meta["info"], source="cache")
+
+    sem, _, _ = cache.get_or_build(cache_dir, "hnlmrec", inputs, make, load,
+                                   key=f"{p.route}-{_digest(inputs)[:16]}", enabled=p.cache)
     return sem
 
 
@@ -254,13 +274,6 @@ def _build(dataset, p: HNLMRecParams, seed: int, cache_dir: Path, device, pretra
     meta["semantic_seconds"] = time.perf_counter() - t0
     return SemanticNegatives(vectors, keys, slot, item_vectors, torch.as_tensor(slot_users),
                              texts, meta)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _norm(text: str) -> str:

@@ -2,14 +2,16 @@
 
 Every operator cell of one seed must test the *same* frozen model (a fair comparison, and
 n_operators× less training). The backbone is trained through ``bench_train`` by the zoo
-method that owns it, so it is bit-for-bit that method's model, then pickled under
-``ctx.cache_dir/tta4sr``. The key covers everything that changes the trained weights.
+method that owns it, so it is bit-for-bit that method's model, then its weights are stored
+through :mod:`harness.cache` under ``ctx.cache_dir/tta4sr`` (a state dict read back with
+``weights_only=True`` into a freshly built encoder: no pickled objects). The key covers
+everything that changes the trained weights.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import inspect
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +19,10 @@ from typing import Any, Optional
 
 import torch
 
+from harness import cache
 from harness.context import seed_everything
+
+from .params import BACKBONES
 
 
 def cache_key(backbone: str, backbone_params: dict, dataset: Any, ctx: Any) -> str:
@@ -42,25 +47,34 @@ def load_or_train(backbone: str, backbone_params: dict, dataset: Any, ctx: Any,
     if seed is not None and seed != ctx.seed:
         seed_everything(seed)
         ctx = replace(ctx, seed=seed, _rngs={})
-    path = Path(ctx.cache_dir) / "tta4sr" / f"{backbone}-{cache_key(backbone, backbone_params, dataset, ctx)}.pt"
-    if path.exists():
-        # our own cache file (a pickled zoo encoder), written below
-        stored = torch.load(path, map_location=ctx.device, weights_only=False)
-        model, history = stored["model"], stored["history"]
-        cached = True
-    else:
+    encoder_cls = BACKBONES[backbone][1]
+
+    def build(folder: Path) -> tuple[torch.nn.Module, dict]:
         t0 = time.perf_counter()
         model = ctx.hook.bench_train(method=backbone, params=dict(backbone_params),
                                      dataset=dataset, ctx=ctx)
         if model is None:
             raise RuntimeError(f"no plugin trained the backbone '{backbone}'")
+        if type(model) is not encoder_cls:
+            raise TypeError(f"backbone '{backbone}' came back as {type(model).__name__}, "
+                            f"expected {encoder_cls.__name__}")
         history = dict(getattr(model, "history", None) or {})
         history["backbone_train_seconds"] = time.perf_counter() - t0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")   # atomic: parallel runs share the cache
-        torch.save({"model": model, "history": history}, tmp)
-        os.replace(tmp, path)
-        cached = False
+        torch.save(model.state_dict(), folder / "weights.pt")
+        (folder / "history.json").write_text(json.dumps(
+            {k: v for k, v in history.items() if isinstance(v, (int, float, str))}))
+        return model, history
+
+    def load(folder: Path) -> tuple[torch.nn.Module, dict]:
+        # weights only (tensors): a planted file fails to load instead of running code
+        state = torch.load(folder / "weights.pt", map_location=ctx.device, weights_only=True)
+        model = _rebuild(encoder_cls, backbone_params, dataset).to(ctx.device)
+        model.load_state_dict(state, strict=True)
+        return model, json.loads((folder / "history.json").read_text())
+
+    inputs = {"backbone": backbone, "key": cache_key(backbone, backbone_params, dataset, ctx)}
+    (model, history), _, cached = cache.get_or_build(ctx.cache_dir, "tta4sr", inputs, build,
+                                                     load, key=f"{backbone}-{inputs['key']}")
     for name in ("embed", "encode", "item_weights", "score_sequences"):
         if not callable(getattr(model, name, None)):
             raise TypeError(f"backbone '{backbone}' ({type(model).__name__}) has no '{name}': "
@@ -69,3 +83,10 @@ def load_or_train(backbone: str, backbone_params: dict, dataset: Any, ctx: Any,
     for p in model.parameters():
         p.requires_grad_(False)
     return model, history, cached
+
+
+def _rebuild(encoder_cls: type, backbone_params: dict, dataset: Any) -> torch.nn.Module:
+    """An untrained encoder of the cached backbone's shape: the zoo builds it from the
+    params of the same names (``SASRec(n_items, dim, max_len, ...)``)."""
+    names = inspect.signature(encoder_cls).parameters
+    return encoder_cls(dataset.n_items, **{k: v for k, v in backbone_params.items() if k in names})
