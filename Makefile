@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
-#   make run    set up, get MovieLens-100k, run suites/quickstart.yaml, print the table
-#   make test   set up, get MovieLens-100k, run the test suite
+#   make run    set up, get MovieLens-100k and the ICD code trees, run suites/quickstart.yaml, print the table
+#   make test   set up, get MovieLens-100k and the ICD code trees, run the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BENCH := $(VENV)/bin/bench
@@ -26,6 +26,7 @@ $(VENV)/.installed: pyproject.toml
 
 data: install
 	$(BENCH) data get ml-100k
+	$(BENCH) data get icd-codes
 
 ui: install
 	$(BENCH) ui

