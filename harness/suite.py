@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .api import BenchError
+from .claims import Claim
 from .data.splits import SPLITTERS
 from .registry import Registry, closest
 from .scoring import MetricName
@@ -195,6 +196,8 @@ class Suite(_Strict):
     baseline: Optional[str] = None
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     tuning: Optional[TuningConfig] = None
+    #: the paper's claims, judged on the leaderboard from the runs (harness.claims)
+    claims: list[Claim] = Field(default_factory=list)
 
     def baseline_of(self, default: Optional[str] = None) -> dict[str, str]:
         """Method key -> the label it is tested against: its own ``baseline``, else
@@ -322,6 +325,15 @@ def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tup
         except (BenchError, KeyError) as exc:
             problems.append(f"{source}: metrics: {str(exc).strip(chr(34))}")
     keys = [m.key for m in suite.methods]
+    for i, c in enumerate(suite.claims):
+        for field_name in ("method", "than"):
+            label = getattr(c, field_name)
+            if label not in keys:
+                problems.append(f"{source}: claims[{i}].{field_name}: '{label}' is not one of the "
+                                f"suite's methods.{closest(label, keys)}")
+        if c.metric not in suite.metrics:
+            problems.append(f"{source}: claims[{i}].metric: '{c.metric}' is not one of the "
+                            f"suite's metrics ({', '.join(suite.metrics)}).")
     for i, m in enumerate(suite.methods):
         if m.baseline and m.baseline not in keys:
             problems.append(f"{source}: methods[{i}].baseline: '{m.baseline}' is not one of the "

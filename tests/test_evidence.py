@@ -269,3 +269,48 @@ def test_bce_next_item_loss_uses_one_negative_that_is_never_the_target():
     hi = torch.maximum(*candidates).mean().item()
     assert lo - 1e-6 <= loss.item() <= hi + 1e-6
     assert model.next_item_loss(tokens, mask).item() > 0  # ce still the default
+
+
+def _claim(**kw):
+    from harness.claims import Claim
+
+    return Claim(**{"text": "X beats B", "method": "x", "than": "b", "metric": "m", **kw})
+
+
+def test_claims_hold_only_for_significant_wins_of_trained_arms():
+    from harness.claims import DOES_NOT_HOLD, HOLDS, NOT_TESTABLE, judge
+
+    base, treat = _runs([0.03, 0.031, 0.029])
+    per_seed = {"b": {"m": base}, "x": {"m": treat}}
+    [v] = judge([_claim()], per_seed, {})
+    assert v.verdict == HOLDS and v.p_holm < 0.05 and v.delta > 0
+    [v] = judge([_claim(direction="lower")], per_seed, {})
+    assert v.verdict == DOES_NOT_HOLD and "reversed" in v.reason
+    # the same numbers, but one arm was still improving when its budget ran out
+    [v] = judge([_claim()], per_seed, {"b": 1})
+    assert v.verdict == NOT_TESTABLE and "still improving" in v.line()
+    assert "holds" not in v.line().replace("does not hold", "")
+    # one lucky seed: no significant difference
+    base, treat = _runs([0.10, 0.0, 0.0])
+    [v] = judge([_claim()], {"b": {"m": base}, "x": {"m": treat}}, {})
+    assert v.verdict == DOES_NOT_HOLD and "not significant" in v.reason
+    # two seeds only
+    base, treat = _runs([0.03, 0.03])
+    [v] = judge([_claim()], {"b": {"m": base}, "x": {"m": treat}}, {})
+    assert v.verdict == NOT_TESTABLE and "needs 3" in v.reason
+
+
+def test_suite_claims_are_validated(tmp_path):
+    from harness.registry import Registry
+    from harness.suite import SuiteError, validate_suite
+
+    raw = yaml.safe_load(_write(tmp_path, [{"name": "pop"}, {"name": "ease"}]).read_text())
+    raw["claims"] = [{"text": "EASE beats Pop", "method": "ease", "than": "pop",
+                      "metric": "ndcg@10"}]
+    suite, _ = validate_suite(raw, Registry())
+    assert suite.claims[0].than == "pop"
+    raw["claims"][0]["than"] = "popp"
+    raw["claims"][0]["metric"] = "ndcg@20"
+    with pytest.raises(SuiteError) as err:
+        validate_suite(raw, Registry())
+    assert "claims[0].than: 'popp'" in str(err.value) and "claims[0].metric" in str(err.value)

@@ -1,0 +1,118 @@
+"""A paper's claims as data: a suite declares them, the leaderboard states their verdicts.
+
+A claim says that one arm beats another on a metric ("LSGRec ≥ LightGCN(pos-only) on
+NDCG@20"). Its verdict is computed from the finished runs, never written by hand:
+
+* **not testable here** when either arm has fewer than :data:`~harness.significance.MIN_SEEDS`
+  training runs, or any of its runs was still improving when its epoch budget ran out (a
+  comparison against an under-trained arm says nothing about the method);
+* **holds** when the Holm-adjusted p-value of the seed-level test is at most ``alpha`` and
+  the difference has the claimed sign;
+* **does not hold** otherwise, saying whether the difference was reversed or not
+  significant.
+
+All claims of a suite form one Holm family, tested over training runs (seeds paired).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Mapping, Optional, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .significance import MIN_SEEDS, compare_runs, holm
+
+HOLDS, DOES_NOT_HOLD, NOT_TESTABLE = "holds", "does not hold", "not testable here"
+
+
+class Claim(BaseModel):
+    """``method`` beats ``than`` on ``metric`` (``direction: higher`` means a larger value
+    is the claimed win; ``lower`` for error-like metrics)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(description="the claim as the paper states it")
+    method: str
+    than: str
+    metric: str
+    direction: Literal["higher", "lower"] = "higher"
+    dataset: Optional[str] = None  # default: every dataset of the board
+
+
+@dataclass
+class Verdict:
+    claim: Claim
+    verdict: str
+    reason: str
+    delta: float = float("nan")
+    p_holm: float = float("nan")
+    n_seeds: int = 0
+
+    def line(self) -> str:
+        c = self.claim
+        numbers = (f"Δ{c.metric} = {self.delta:+.4f} over {self.n_seeds} seeds, Holm p = "
+                   f"{self.p_holm:.3g}" if not math.isnan(self.delta) else "")
+        tail = "; ".join(x for x in (numbers, self.reason) if x)
+        return f"**{self.verdict}**: {c.text} ({c.method} vs {c.than}; {tail})"
+
+
+def judge(claims: Sequence[Claim],
+          per_seed: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]],
+          still_improving: Mapping[str, int], alpha: float = 0.05) -> list[Verdict]:
+    """Verdicts for one board.
+
+    ``per_seed[method][metric][seed]`` holds each training run's per-user values;
+    ``still_improving[method]`` counts that arm's runs flagged as under-trained.
+    """
+    verdicts: list[Optional[Verdict]] = []
+    tested: list[tuple[int, float]] = []  # (index into verdicts, raw p)
+    for claim in claims:
+        missing = [m for m in (claim.method, claim.than)
+                   if claim.metric not in per_seed.get(m, {})]
+        if missing:
+            verdicts.append(Verdict(claim, NOT_TESTABLE, f"no finished runs of {', '.join(missing)} "
+                                    f"with {claim.metric}"))
+            continue
+        flagged = [m for m in (claim.method, claim.than) if still_improving.get(m, 0)]
+        [cmp] = compare_runs({m: {claim.metric: per_seed[m][claim.metric]}
+                              for m in (claim.method, claim.than)},
+                             {claim.method: claim.than}, [claim.metric], unit="seeds")
+        sign = 1.0 if claim.direction == "higher" else -1.0
+        v = Verdict(claim, "", "", delta=cmp.delta, n_seeds=cmp.n_seeds)
+        if flagged:
+            v.verdict = NOT_TESTABLE
+            v.reason = (f"{' and '.join(flagged)} still improving at the end of its epoch budget "
+                        "(under-trained)")
+        elif cmp.n_seeds < MIN_SEEDS or math.isnan(cmp.p_value):
+            v.verdict = NOT_TESTABLE
+            v.reason = f"{cmp.n_seeds} shared seeds; a test over training runs needs {MIN_SEEDS}"
+        else:
+            tested.append((len(verdicts), cmp.p_value))
+            v.verdict = "pending"
+            v.reason = "better" if sign * cmp.delta > 0 else "worse"
+        verdicts.append(v)
+    adjusted = holm([p for _, p in tested]) if tested else []
+    for (i, _), p_adj in zip(tested, adjusted):
+        v = verdicts[i]
+        v.p_holm = p_adj
+        better = v.reason == "better"
+        if p_adj <= alpha and better:
+            v.verdict, v.reason = HOLDS, ""
+        elif p_adj <= alpha:
+            v.verdict, v.reason = DOES_NOT_HOLD, "significantly reversed"
+        else:
+            v.verdict = DOES_NOT_HOLD
+            v.reason = f"difference not significant at α = {alpha}"
+    return [v for v in verdicts if v is not None]
+
+
+def render(verdicts: Sequence[Verdict]) -> list[str]:
+    """Markdown lines for a board's "Claims" section."""
+    if not verdicts:
+        return []
+    lines = ["## Claims", "",
+             "Computed from the runs above (seed-level paired t-test, all claims one Holm "
+             "family; an arm still improving at its budget or with fewer than "
+             f"{MIN_SEEDS} seeds makes a claim not testable).", ""]
+    lines += [f"- {v.line()}" for v in verdicts]
+    return lines + [""]
