@@ -34,7 +34,7 @@ from typing import Any, Iterable, Literal, Optional, Sequence
 import torch
 from pydantic import Field, model_validator
 
-from .api import BenchError, Params
+from .api import BenchError, Params, Rate, Seed
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 #: tokens every tokenizer made here has; structure tags are single tokens (not "special",
@@ -77,9 +77,9 @@ class LLMConfig(Params):
     tokenizer: Literal["wordlevel", "bpe"] = "wordlevel"
     vocab_size: int = Field(1000, ge=64)  # BPE only; WordLevel keeps every corpus word
     sft_steps: int = Field(300, ge=0)
-    sft_lr: float = Field(3e-3, gt=0)
+    sft_lr: Rate = 3e-3
     sft_batch_size: int = Field(32, ge=1)
-    seed: int = 0
+    seed: Seed = 0
     cache: bool = True
 
     @model_validator(mode="after")

@@ -11,21 +11,24 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..api import BenchError, Params
+from pydantic import Field
+
+from ..api import BenchError, NonNegativeFloat, Params, PositiveInt, Rate
 from ..training import fit
 
 
 class PairwiseParams(Params):
-    dim: int = 64
-    epochs: int = 50
-    batch_size: int = 2048
-    lr: float = 1e-3
-    reg_weight: float = 1e-4
-    n_negatives: int = 1
+    dim: PositiveInt = 64
+    epochs: PositiveInt = 50
+    batch_size: PositiveInt = 2048
+    lr: Rate = 1e-3
+    reg_weight: NonNegativeFloat = 1e-4
+    n_negatives: PositiveInt = 1
     sampler: str = "uniform"
-    sampler_params: dict = {}
-    patience: int = 5
-    eval_every: int = 1
+    sampler_params: dict = Field(default_factory=dict, description="the sampler's params "
+                                 "(`bench describe SAMPLER`); `n` comes from n_negatives")
+    patience: PositiveInt = 5
+    eval_every: PositiveInt = 1
 
 
 def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:

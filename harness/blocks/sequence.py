@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from ..api import Params
+from ..api import Params, Rate
 from ..training import fit
 
 PAD = 0
@@ -283,7 +283,7 @@ class SequenceParams(Params):
     max_len: int = Field(50, ge=2)
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(128, ge=1, description="training examples (windows or prefixes) per step")
-    lr: float = Field(1e-3, gt=0)
+    lr: Rate = 1e-3
     weight_decay: float = Field(0.0, ge=0)
     train_mode: Literal["window", "prefix"] = "window"
     loss: Literal["ce", "bce"] = Field(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..api import Params
+from ..api import NonNegativeFloat, Params, PositiveFloat, PositiveInt, Rate
 from ..signed import signed_train_triples
 from ..training import fit
 from .negatives import PositiveSet
@@ -23,20 +23,20 @@ from .negatives import PositiveSet
 class SignedParams(Params):
     """Defaults follow the LSGRec code (SiReN's code base): d 64, 2 layers, K 40."""
 
-    dim: int = 64
-    n_layers: int = 2
-    epochs: int = 40
-    batch_size: int = 2048
-    lr: float = 5e-3
-    weight_decay: float = 0.01  # torch AdamW's default, which the official code keeps
-    lr_milestones: list[int] = [20, 200]
-    lr_gamma: float = 0.2
-    reg_weight: float = 5e-5
-    n_negatives: int = 40
-    degree_exponent: float = 0.75
-    resample_every: int = 1  # the code redraws negatives every 20 epochs
-    patience: int = 5
-    eval_every: int = 1
+    dim: PositiveInt = 64
+    n_layers: PositiveInt = 2
+    epochs: PositiveInt = 40
+    batch_size: PositiveInt = 2048
+    lr: Rate = 5e-3
+    weight_decay: NonNegativeFloat = 0.01  # torch AdamW's default, which the official code keeps
+    lr_milestones: list[PositiveInt] = [20, 200]
+    lr_gamma: PositiveFloat = 0.2
+    reg_weight: NonNegativeFloat = 5e-5
+    n_negatives: PositiveInt = 40
+    degree_exponent: NonNegativeFloat = 0.75
+    resample_every: PositiveInt = 1  # the code redraws negatives every 20 epochs
+    patience: PositiveInt = 5
+    eval_every: PositiveInt = 1
 
 
 class DegreeNegativeSampler:

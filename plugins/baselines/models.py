@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 from pydantic import Field, model_validator
 
+from harness.api import PositiveInt
 from harness.blocks.mf import MF  # noqa: F401  (re-export: plugins.baselines.models.MF)
 from harness.blocks.pairwise import PairwiseParams
 
@@ -41,7 +42,7 @@ class BPRMFParams(_SamplerChecked):
 
 
 class LightGCNParams(_SamplerChecked):
-    n_layers: int = 3
+    n_layers: PositiveInt = 3
     provides: ClassVar[tuple[str, ...]] = ("embeddings", "layer_embeddings")
 
 

@@ -11,32 +11,35 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from harness.api import MethodSpec, Params
+from pydantic import Field
+
+from harness.api import (Fraction, MethodSpec, NonNegativeFloat, NonNegativeInt, Params,
+                         PositiveInt, Rate)
 from harness.hookspecs import hookimpl
 
 
 class CausalDiffRecParams(Params):
     # representation stage
-    dim: int = 32                 # VGAE hidden/latent, EVAE, denoiser width (code: 8)
-    feat_dim: int = 64            # fixed random projection of one-hot node ids
-    n_envs: int = 3
-    edits_per_node: int = 5
-    noise_level: float = 0.05     # code: 0.8 (environment graphs ≈ 40% dense, random)
+    dim: PositiveInt = 32                 # VGAE hidden/latent, EVAE, denoiser width (code: 8)
+    feat_dim: PositiveInt = 64            # fixed random projection of one-hot node ids
+    n_envs: PositiveInt = 3
+    edits_per_node: NonNegativeInt = 5
+    noise_level: Fraction = 0.05     # code: 0.8 (environment graphs ≈ 40% dense, random)
     symmetrize_edges: bool = True  # code: False (user→item edges only)
-    steps: int = 100
-    noise_scale: float = 0.1
-    noise_min: float = 0.01
-    noise_max: float = 0.09
-    time_emb_dim: int = 10
-    dropout: float = 0.5
+    steps: PositiveInt = 100
+    noise_scale: NonNegativeFloat = 0.1
+    noise_min: Fraction = 0.01
+    noise_max: Fraction = 0.09
+    time_emb_dim: PositiveInt = 10
+    dropout: float = Field(0.5, ge=0, lt=1)
     reweight: bool = True
-    importance_history: int = 10
-    rep_epochs: int = 8
-    outer_steps: int = 2          # outer updates per epoch (code: 1)
+    importance_history: PositiveInt = 10
+    rep_epochs: PositiveInt = 8
+    outer_steps: PositiveInt = 2          # outer updates per epoch (code: 1)
     reset_generator: bool = True  # generator logits re-initialised every epoch (code: yes)
-    lr: float = 0.01              # VGAE Adam (code: 0.1)
-    lr2: float = 0.1              # Adagrad: denoiser, EVAE, generator
-    beta: float = 1.0
+    lr: Rate = 0.01              # VGAE Adam (code: 0.1)
+    lr2: Rate = 0.1              # Adagrad: denoiser, EVAE, generator
+    beta: NonNegativeFloat = 1.0
     use_var: bool = True          # False: the no-Var ablation
     env_condition: Literal["posterior", "decoder_on_z", "none"] = "posterior"  # code: decoder_on_z
     loss_args: Literal["intended", "code"] = "intended"
@@ -44,14 +47,14 @@ class CausalDiffRecParams(Params):
     sampling_dropout: bool = False  # code: True (denoiser stays in train mode at inference)
     # recommendation head
     head: Literal["persistent", "per_epoch_fresh"] = "persistent"  # code: per_epoch_fresh
-    n_layers: int = 3
-    head_epochs: int = 40
-    batch_size: int = 2048
-    head_lr: float = 1e-3
-    reg_weight: float = 1e-4      # code: 1e-3
+    n_layers: PositiveInt = 3
+    head_epochs: PositiveInt = 40
+    batch_size: PositiveInt = 2048
+    head_lr: Rate = 1e-3
+    reg_weight: NonNegativeFloat = 1e-4      # code: 1e-3
     sampler: str = "uniform"
-    patience: int = 5
-    eval_every: int = 1
+    patience: PositiveInt = 5
+    eval_every: PositiveInt = 1
     score_with: Literal["trained_head", "untrained_head"] = "trained_head"  # code: untrained
     eval_graph: Literal["train", "test"] = "train"   # code: test (leaks test structure)
     mask_train_items: bool = True                    # code: False

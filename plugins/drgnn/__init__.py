@@ -18,16 +18,16 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from harness.api import MethodSpec
+from harness.api import MethodSpec, PositiveFloat, PositiveInt
 from harness.blocks.graph import LightGCN, mark_symmetric, normalized_adjacency, propagate
 from harness.blocks.pairwise import PairwiseParams, bpr_loss, embedding_l2, train_pairwise
 from harness.hookspecs import hookimpl
 
 
 class DRGNNParams(PairwiseParams):
-    n_layers: int = 3
-    alpha: float = 0.04  # KL-ball temperature: smaller = more adversarial edge weights
-    tau: float = 1.0     # BPR temperature
+    n_layers: PositiveInt = 3
+    alpha: PositiveFloat = 0.04  # KL-ball temperature: smaller = more adversarial edge weights
+    tau: PositiveFloat = 1.0     # BPR temperature
     dro: bool = True     # False gives plain LightGCN (with tau): the DRO ablation
 
 

@@ -7,6 +7,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
+from harness.api import NonNegativeFloat, Rate
 from harness.blocks.pairwise import PairwiseParams
 from harness.llm import LLMConfig
 
@@ -33,7 +34,7 @@ class HNLMRecParams(PairwiseParams):
         "making h an easy negative (measured: training loss → 0, NDCG at popularity level)")
     align_weight: float = Field(1.0, ge=0.0)
     loss: Literal["hinge", "bpr"] = "hinge"
-    margin: float = 0.3
+    margin: NonNegativeFloat = 0.3
     cl_weight: float = Field(1e-3, ge=0.0)
     cl_tau: float = Field(0.2, gt=0.0)
     official_code: bool = Field(False, description="reproduce the released code: frozen adapter, "
@@ -55,7 +56,7 @@ class HNLMRecParams(PairwiseParams):
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
     lora_steps: int = Field(150, ge=0)
-    lora_lr: float = Field(1e-3, gt=0.0)
+    lora_lr: Rate = 1e-3
     lora_batch_size: int = Field(32, ge=2)
     contrastive_tau: float = Field(0.05, gt=0.0)
     code_tokens: int = Field(16, ge=1, le=64, description="SimHash bits that serialise a CF "

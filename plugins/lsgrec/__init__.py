@@ -9,7 +9,7 @@ Ablations: ``high_order_negatives: false`` (Nₗ = 0 for l ≥ 2), ``w_neg: 0``.
 """
 from __future__ import annotations
 
-from harness.api import MethodSpec
+from harness.api import MethodSpec, NonNegativeFloat
 from harness.blocks.signed import SignedParams, train_signed
 from harness.hookspecs import hookimpl
 
@@ -18,10 +18,10 @@ from .model import LightSignedGCN
 
 class LSGRecParams(SignedParams):
     high_order_negatives: bool = True
-    w_pos: float = 1.0
-    w_neg: float = 1.0
-    w_rating: float = 1.0
-    w_cross: float = 1.0
+    w_pos: NonNegativeFloat = 1.0
+    w_neg: NonNegativeFloat = 1.0
+    w_rating: NonNegativeFloat = 1.0
+    w_cross: NonNegativeFloat = 1.0
     code_faithful_rating_mse: bool = False
 
 

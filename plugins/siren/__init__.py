@@ -1,7 +1,7 @@
 """SiReN baseline for the signed task: LightGCN on likes + MLP on dislikes + attention."""
 from __future__ import annotations
 
-from harness.api import MethodSpec
+from harness.api import MethodSpec, PositiveInt
 from harness.blocks.signed import SignedParams, train_signed
 from harness.hookspecs import hookimpl
 
@@ -9,7 +9,7 @@ from .model import SiReN
 
 
 class SiReNParams(SignedParams):
-    mlp_layers: int = 2
+    mlp_layers: PositiveInt = 2
 
 
 @hookimpl

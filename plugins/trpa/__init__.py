@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from harness.api import BenchError, MethodSpec, Params
+from harness.api import BenchError, MethodSpec, Params, Rate
 from harness.hookspecs import hookimpl
 from harness.llm import LLMConfig, Policy, load_llm
 
@@ -32,7 +32,7 @@ class AlignParams(Params):
     samples_per_prompt: int = Field(8, ge=2)
     max_new_tokens: int = Field(48, ge=4)
     temperature: float = Field(1.0, gt=0)
-    lr: float = Field(1e-4, gt=0)
+    lr: Rate = 1e-4
     eval_every: int = Field(20, ge=0, description="validation accuracy every k steps (0: off)")
     sft_mix: list[float] = Field(default_factory=lambda: [0.55, 0.25, 0.10, 0.10],
                                  min_length=4, max_length=4)
@@ -56,7 +56,7 @@ class TRPAParams(AlignParams):
 
 
 class NoKTPOParams(TRPAParams):
-    anisotropy: float = 1.0
+    anisotropy: float = Field(1.0, gt=0)
 
 
 class BestWorstParams(TRPAParams):
@@ -64,7 +64,7 @@ class BestWorstParams(TRPAParams):
 
 
 class NoTRParams(TRPAParams):
-    tr_coef: float = 0.0
+    tr_coef: float = Field(0.0, ge=0)
 
 
 class OldRefParams(TRPAParams):

@@ -10,7 +10,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from harness.api import Params
+from harness.api import Params, Seed
 from harness.blocks.sequence import GRU4Rec, GRU4RecParams, SASRec, SASRecParams
 
 #: backbone method name -> (its zoo params model, its encoder class)
@@ -53,10 +53,10 @@ class TTAParams(Params):
     include_original: bool = Field(False, description="add the un-augmented scores to the mean")
     timing_repeats: int = Field(1, ge=1, description="time the plain and TTA passes this many "
                                 "times and keep the fastest (scores are identical each time)")
-    backbone_seed: Optional[int] = Field(
+    backbone_seed: Optional[Seed] = Field(
         None, description="train the backbone with this seed instead of the cell's (the cell "
                           "seed then only varies the augmentation: TTA seeds on one backbone)")
-    tta_seed: Optional[int] = Field(None, description="augmentation seed (default: the cell's seed)")
+    tta_seed: Optional[Seed] = Field(None, description="augmentation seed (default: the cell's seed)")
 
     @field_validator("noise", "output_noise")
     @classmethod

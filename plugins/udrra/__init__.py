@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 from pydantic import Field
 
-from harness.api import BenchError, MethodSpec, Params
+from harness.api import BenchError, MethodSpec, Params, Rate
 from harness.hookspecs import hookimpl
 from harness.llm import LLMConfig, load_llm
 from harness.tasks.levels import level_pairs
@@ -53,7 +53,7 @@ class UDRRAParams(Params):
     soft_labels: bool = False
     steps: int = Field(300, ge=1)
     batch: int = Field(64, ge=2, description="pairs per step (single-sample losses draw 2x)")
-    lr: float = Field(1e-3, gt=0)
+    lr: Rate = 1e-3
     eval_every: int = Field(10, ge=1)
     kl_threshold: float = Field(0.05, gt=0)
     levels: int = Field(4, ge=2, description="trpa_style: reward levels (equal-width bins)")
