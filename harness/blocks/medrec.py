@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pydantic import Field
 
-from ..api import Params
+from ..api import Params, Rate
 from ..training import fit
 
 FEATURES = ("conditions", "procedures")
@@ -33,7 +33,7 @@ class MedRecParams(Params):
     hidden: int = Field(128, ge=1)
     epochs: int = Field(60, ge=1)
     batch_size: int = Field(32, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    lr: Rate = 1e-3
     weight_decay: float = Field(0.0, ge=0)
     patience: int = Field(5, ge=1)
     eval_every: int = Field(1, ge=1)

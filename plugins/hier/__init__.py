@@ -26,7 +26,7 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from harness.api import (BenchError, DatasetSpec, MethodSpec, MetricSpec, Params,
+from harness.api import (BenchError, DatasetSpec, MethodSpec, MetricSpec, Params, Rate,
                          parse_dataset_params)
 from harness.blocks.medrec import (FEATURES, AncestorEmbedding, FlatEmbedding, MedRecParams,
                                    VisitEncoderRecommender, part_tensors, train_medrec)
@@ -75,7 +75,7 @@ class HierParams(MedRecParams):
     code_faithful_e_rule: bool = False
     pretrain_epochs: int = Field(50, ge=1)
     pretrain_batch_size: int = Field(256, ge=1)
-    pretrain_lr: float = Field(1e-3, gt=0)
+    pretrain_lr: Rate = 1e-3
     pretrain_layers: int = Field(3, ge=1)
     pretrain_dropout: float = Field(0.5, ge=0, lt=1)
 
