@@ -8,9 +8,7 @@ cell with the same seed get the same CF model, which is cached by content hash.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from harness import cache
 from harness.api import Params
 from harness.blocks.mf import MF
 from harness.tasks.ctr import CTRData, fit_ctr, silent_context
@@ -53,17 +52,39 @@ class CTRMF(MF):
 
 def train_cf(data: CTRData, p: CFParams, seed: int, ctx: Any = None,
              cache_dir: Optional[Path] = None, device: Any = "cpu") -> CTRMF:
-    """Train (or load from the cache) the BCE MF on the full train split."""
-    key = hashlib.sha256(json.dumps({"split": data.split_id, "fp": data.fingerprint,
-                                     "params": p.model_dump(), "seed": seed, "v": 1},
-                                    sort_keys=True, default=str).encode()).hexdigest()[:16]
-    path = None if cache_dir is None else Path(cache_dir) / "ctr_cf" / f"{key}.pt"
-    model = CTRMF(data.n_users, data.n_items, p.dim)
-    if path is not None and path.exists() and ctx is None:
-        stored = torch.load(path, map_location="cpu")
-        model.load_state_dict(stored["state"])
-        model.history = stored["history"]
-        return model.to(device).eval()
+    """The BCE MF on the full train split. With ``ctx`` (the ``ctr_mf`` arm) it trains
+    and logs its validation curve; without, it is CoRA's/CoLLM's frozen stage-1 model,
+    trained silently or read from the cache (same seed and params: same weights)."""
+    if ctx is not None or cache_dir is None:
+        return _fit_cf(data, p, seed, ctx, device)
+    inputs = {"split": data.split_id, "fingerprint": data.fingerprint,
+              "params": p.model_dump(), "seed": seed, "v": 1}
+
+    def build(folder: Path) -> CTRMF:
+        model = _fit_cf(data, p, seed, None, device)
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, folder / "mf.pt")
+        (folder / "history.json").write_text(json.dumps(model.history))
+        return model
+
+    def load(folder: Path) -> CTRMF:
+        model = CTRMF(data.n_users, data.n_items, p.dim)
+        model.load_state_dict(torch.load(folder / "mf.pt", map_location="cpu", weights_only=True))
+        model.history = json.loads((folder / "history.json").read_text())
+        return _frozen(model.to(device))
+
+    model, _, _ = cache.get_or_build(cache_dir, "ctr_cf", inputs, build, load)
+    return model
+
+
+def _frozen(model: CTRMF) -> CTRMF:
+    for prm in model.parameters():
+        prm.requires_grad_(False)
+    return model.eval()
+
+
+def _fit_cf(data: CTRData, p: CFParams, seed: int, ctx: Any, device: Any) -> CTRMF:
+    """Adam on BCE over shuffled mini-batches of the full train split, early-stopped on
+    validation AUC, inside an RNG forked and seeded by ``seed``."""
     src = data.cf_train
     users = torch.from_numpy(src.user)
     items = torch.from_numpy(src.item)
@@ -89,11 +110,4 @@ def train_cf(data: CTRData, p: CFParams, seed: int, ctx: Any = None,
 
         model.history = fit_ctr(model, epoch, data, ctx if ctx is not None else silent_context(data),
                                 p.epochs, p.patience)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save({"state": model.state_dict(), "history": model.history}, tmp)
-        os.replace(tmp, path)
-    for prm in model.parameters():
-        prm.requires_grad_(False)
-    return model.eval()
+    return _frozen(model)
