@@ -21,9 +21,24 @@ class Params(BaseModel):
     """Base for a method's parameter model: unknown keys are errors, so typos surface
     at ``bench validate`` time instead of being silently ignored. NaN and infinity are
     refused in every float field (``allow_inf_nan=False``): they never make sense as a
-    setting and would otherwise train to garbage recorded as finished."""
+    setting and would otherwise train to garbage recorded as finished.
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    A field may carry an alias for a name Python reserves (``lambda_: float =
+    Field(1.0, alias="lambda")``): the suite writes ``lambda``, the plugin receives and
+    MLflow logs ``lambda`` (:func:`resolve_params`), and the field name works too."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+
+
+def resolve_params(model: type[BaseModel], params: dict) -> dict[str, Any]:
+    """Validate ``params`` and fill in defaults, keyed as the user writes them (aliases
+    where a field has one): what the runner hands ``bench_train`` and logs."""
+    return model.model_validate(params).model_dump(by_alias=True)
+
+
+def param_names(model: type[BaseModel]) -> list[str]:
+    """The keys a suite may use for ``model``: each field's alias, or its name."""
+    return [f.alias or name for name, f in model.model_fields.items()]
 
 
 # --- bounded parameter types -------------------------------------------------------------
@@ -69,6 +84,8 @@ class DatasetSpec:
     #: against it (unknown keys with the closest known ones, bounds, and that a ``path``
     #: exists). ``None``: the params are only checked when the loader runs.
     params: Optional[type[BaseModel]] = None
+    #: bump when the loader's output changes: the cells that use it rerun
+    version: str = "0"
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,8 @@ class SamplerSpec:
     #: model kinds the sampler needs (e.g. MixGCF needs a graph model's layer embeddings)
     requires: tuple[str, ...] = ()
     params: Optional[type[BaseModel]] = None
+    #: bump when the draws change: the cells that use the sampler rerun
+    version: str = "0"
 
 
 @dataclass(frozen=True)
@@ -104,6 +123,8 @@ class MetricSpec:
     higher_is_better: bool = True
     compute: Optional[Callable[..., Any]] = None
     description: str = ""
+    #: bump when the computation changes: the cells that report the metric rerun
+    version: str = "0"
 
 
 @dataclass
@@ -115,6 +136,19 @@ class ScoreResult:
     per_user: dict[str, dict[str, float]] = field(default_factory=dict)
     topk: Any = None  # (users LongTensor, items LongTensor[n, K]) for ranking tasks
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    """What ``bench_train`` returns: the fitted model and its training history.
+
+    ``history`` holds numbers the runner logs with the cell's metrics (``best_epoch``,
+    ``seconds_per_epoch``, ...). A bare model is still accepted from a plugin (its
+    ``history`` attribute, if any, is read), so older third-party plugins keep working.
+    """
+
+    model: Any
+    history: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The per-cell context handed to every stage hook."""
 from __future__ import annotations
 
+import dataclasses
 import random
 import zlib
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from .api import ScoreResult
+from .api import BenchError, ScoreResult
 
 
 def seed_everything(seed: int) -> None:
@@ -57,7 +58,37 @@ class Context:
                 (self.seed * 1_000_003 + zlib.crc32(stream.encode())) % (2**63))
         return self._rngs[stream]
 
+    def child(self, seed: Optional[int] = None, quiet: bool = False) -> "Context":
+        """A context for a sub-run inside this cell (a backbone, a teacher, a pretrainer).
+
+        ``seed``: the sub-run behaves as if its cell had that seed: fresh RNG streams
+        derived from it, and the global torch/NumPy/``random`` generators re-seeded as the
+        runner does at a cell's start, so a model trained here is bit-for-bit the one a
+        cell with that seed would train. Without ``seed`` the streams are fresh copies
+        from the cell's own seed (the parent's draws are not shifted) and the global
+        generators are left alone. ``quiet``: per-epoch values are not logged and not
+        reported to the tuner (the sub-run's curves are not the cell's).
+        """
+        changes: dict[str, Any] = {"_rngs": {}}
+        if seed is not None:
+            changes["seed"] = int(seed)
+            seed_everything(int(seed))
+        if quiet:
+            changes["log_metrics"] = lambda m, step=None: None
+            changes["on_report"] = []
+        return dataclasses.replace(self, **changes)
+
     # -- stage helpers a plugin calls ------------------------------------------------------
+    def load_dataset(self, name: str, params: Optional[dict] = None) -> Any:
+        """Ask the plugins for dataset ``name``: what the runner does for a suite's dataset
+        entry, and how a loader delegates to another plugin's loader (e.g. a filtered
+        variant of ``ml-100k``)."""
+        out = self.hook.bench_load_dataset(name=name, params=dict(params or {}), ctx=self)
+        if out is None:
+            known = ", ".join(sorted(self.registry.catalogue.datasets))
+            raise BenchError(f"no plugin loaded dataset '{name}' (known: {known}).")
+        return out
+
     def sample_negatives(self, sampler: str, params: dict, users: torch.Tensor,
                          pos_items: torch.Tensor, model: Any, dataset: Any) -> torch.Tensor:
         out = self.hook.bench_sample_negatives(sampler=sampler, params=params, users=users,

@@ -54,10 +54,13 @@ def bench_register_metrics() -> list[Any]:
 
 @hookspec(firstresult=True)
 def bench_load_dataset(name: str, params: dict, ctx: Any) -> Any:
-    """Load dataset ``name`` as :class:`harness.data.Interactions`.
+    """Load dataset ``name`` as :class:`harness.api.Interactions` (or a generated task
+    as :class:`harness.api.TaskData`).
 
     Return ``None`` if ``name`` is not yours. The harness applies preprocessing and the
     suite's split protocol afterwards, so that every method sees the same frozen split.
+    ``ctx`` is a context seeded by the split's seed (loading is shared by the cells of a
+    dataset); ``ctx.load_dataset(other, params)`` delegates to another plugin's loader.
     """
 
 
@@ -65,9 +68,10 @@ def bench_load_dataset(name: str, params: dict, ctx: Any) -> Any:
 def bench_train(method: str, params: dict, dataset: Any, ctx: Any) -> Any:
     """Fit method ``method`` on ``dataset`` (a :class:`harness.data.Dataset`).
 
-    Return a fitted model (for ranking tasks: an object with
-    ``score(users: LongTensor) -> FloatTensor[len(users), n_items]``), or ``None`` if the
-    method is not yours. Select epochs on validation only (``ctx.validate``).
+    Return :class:`harness.api.TrainResult` ``(model, history)`` (for ranking tasks the
+    model has ``score(users: LongTensor) -> FloatTensor[len(users), n_items]``), or
+    ``None`` if the method is not yours. A bare model is accepted too (its ``history``
+    attribute, if any, is read). Select epochs on validation only (``ctx.validate``).
     """
 
 
@@ -114,4 +118,7 @@ def bench_on_cell_start(cell: Any, ctx: Any) -> None:
 
 @hookspec
 def bench_on_cell_end(cell: Any, ctx: Any, result: Any) -> None:
-    """Called after a cell ran (``result.status`` is ``finished`` or ``failed``)."""
+    """Called after every cell that ran, finished or failed (``result.status``,
+    ``result.error``); also when its dataset failed to load. Not called for cells skipped
+    as already finished. An observer's exception is recorded on the cell's run and does
+    not change the cell's status."""

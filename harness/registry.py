@@ -177,11 +177,55 @@ class Registry:
         return cat
 
     def plugin_version(self, kind: str, name: str) -> str:
+        """``plugin@distribution==version`` of the plugin that registered ``name``."""
         owner = self.catalogue.owners.get((kind, name))
         dist = self._dists.get(owner or "")
         if dist is not None:
             return f"{owner}@{dist.metadata['name']}=={dist.version}"
         return f"{owner}@bench=={_harness_version()}"
+
+    def part_version(self, kind: str, name: str) -> str:
+        """:meth:`plugin_version` plus the spec's own ``version`` (``/v2``): either a
+        distribution release or a bump of the spec reruns the cells that use it."""
+        table = {"method": self.catalogue.methods, "dataset": self.catalogue.datasets,
+                 "sampler": self.catalogue.samplers, "metric": self.catalogue.metrics}[kind]
+        spec = table.get(name)
+        return f"{self.plugin_version(kind, name)}/v{getattr(spec, 'version', '0')}"
+
+    def cell_plugins(self, cell: Any) -> dict[str, str]:
+        """Every plugin part a cell uses -> its version: the method, the dataset, each
+        metric, and each sampler the method's params name (a ``...sampler`` key whose
+        value is a registered sampler). Keys are ``kind:name``."""
+        from .scoring import MetricName
+
+        used = {f"method:{cell.method.name}": self.part_version("method", cell.method.name),
+                f"dataset:{cell.dataset.name}": self.part_version("dataset", cell.dataset.name)}
+        for m in dict.fromkeys([*cell.metrics, cell.valid_metric]):
+            base = MetricName.parse(m).base
+            used[f"metric:{base}"] = self.part_version("metric", base)
+        for sampler in sorted(named_samplers(cell.method_params, self.catalogue.samplers)):
+            used[f"sampler:{sampler}"] = self.part_version("sampler", sampler)
+        return used
+
+    @staticmethod
+    def plugins_tag(used: dict[str, str]) -> str:
+        """The ``bench.plugin`` tag: ``kind:name=plugin@dist==version/vN`` for each part,
+        method first, then the rest sorted."""
+        method = [k for k in used if k.startswith("method:")]
+        rest = sorted(k for k in used if not k.startswith("method:"))
+        return "; ".join(f"{k}={used[k]}" for k in method + rest)
+
+
+def named_samplers(params: Any, samplers: dict, key: str = "") -> set[str]:
+    """Sampler names a method's params refer to: string values under a key ending in
+    ``sampler`` (``sampler``, ``base_sampler``, nested too) that name a registered sampler."""
+    if isinstance(params, dict):
+        return set().union(*(named_samplers(v, samplers, str(k)) for k, v in params.items()))
+    if isinstance(params, (list, tuple)):
+        return set().union(*(named_samplers(v, samplers, key) for v in params))
+    if isinstance(params, str) and key.endswith("sampler") and params in samplers:
+        return {params}
+    return set()
 
 
 def _harness_version() -> str:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import cache
-from .api import BenchError, TaskData
+from .api import BenchError, TaskData, TrainResult
 from .context import Context, default_device, seed_everything
 from .data.dataset import Dataset, split_id_for
 from .data.diagnostics import split_diagnostics
@@ -38,6 +38,14 @@ class CellResult:
     cell_hash: str = ""
 
 
+def dataset_context(entry: DatasetEntry, registry: Registry, cache_dir: Path = CACHE_DIR) -> Context:
+    """The context ``bench_load_dataset`` receives: seeded by the split's seed (loading
+    is shared by every cell of the dataset, so no cell's seed), with the registry, so a
+    loader can delegate with ``ctx.load_dataset(other, params)``."""
+    return Context(registry=registry, seed=entry.split.seed, metrics=[], valid_metric="",
+                   device=default_device(), cache_dir=cache_dir, workdir=cache_dir / "cells")
+
+
 def prepare_dataset(entry: DatasetEntry, task: str, registry: Registry,
                     cache_dir: Path = CACHE_DIR) -> Dataset | TaskData:
     """Load, preprocess and split once; the split is materialised under its id.
@@ -47,9 +55,7 @@ def prepare_dataset(entry: DatasetEntry, task: str, registry: Registry,
     params = dict(entry.params)
     # the signed task's like/dislike threshold is the harness's, not the loader's
     sign_offset = params.pop("sign_offset", None) if task == "signed" else None
-    raw = registry.pm.hook.bench_load_dataset(name=entry.name, params=params, ctx=None)
-    if raw is None:
-        raise BenchError(f"no plugin loaded dataset '{entry.name}'.")
+    raw = dataset_context(entry, registry, cache_dir).load_dataset(entry.name, params)
     if isinstance(raw, TaskData):
         return _prepare_task_data(raw, entry, task)
     data = kcore(filter_min_rating(raw, entry.preprocess.min_rating), entry.preprocess.kcore)
@@ -117,28 +123,46 @@ def _prepare_task_data(data: TaskData, entry: DatasetEntry, task: str) -> TaskDa
     return data
 
 
+def cell_context(cell: Cell, registry: Registry, log: Any = None,
+                 cache_dir: Path = CACHE_DIR) -> Context:
+    """The context one cell's hooks receive."""
+    return Context(registry=registry, seed=cell.seed, metrics=list(cell.metrics),
+                   valid_metric=cell.valid_metric, device=default_device(), cell=cell,
+                   cache_dir=cache_dir, workdir=cache_dir / "cells",
+                   log_metrics=(log.metrics if log else (lambda m, step=None: None)))
+
+
+def unpack_train_result(out: Any) -> tuple[Any, dict[str, Any]]:
+    """(model, history) from what ``bench_train`` returned: a :class:`TrainResult`, or a
+    bare model (third-party plugins written before TrainResult; ``model.history`` is read)."""
+    if isinstance(out, TrainResult):
+        return out.model, dict(out.history or {})
+    return out, dict(getattr(out, "history", None) or {})
+
+
 def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
              cache_dir: Path = CACHE_DIR, setup: Optional[Callable[[Context], None]] = None,
-             part: str = "test") -> tuple[dict[str, float], Any, Context]:
+             part: str = "test", ctx: Optional[Context] = None
+             ) -> tuple[dict[str, float], Any, Context]:
     """Train and test one cell; returns (test metrics, ScoreResult, context). Raises on failure.
 
     ``part="valid"`` scores the validation split instead: the tuner's objective, which
-    must never see test."""
+    must never see test. ``ctx``: a context made by :func:`cell_context` (the caller
+    keeps it for ``bench_on_cell_end`` when the cell fails)."""
     seed_everything(cell.seed)
-    ctx = Context(registry=registry, seed=cell.seed, metrics=list(cell.metrics),
-                  valid_metric=cell.valid_metric, device=default_device(), cell=cell,
-                  cache_dir=cache_dir, workdir=cache_dir / "cells",
-                  log_metrics=(log.metrics if log else (lambda m, step=None: None)))
+    if ctx is None:
+        ctx = cell_context(cell, registry, log, cache_dir)
     if setup:
         setup(ctx)
     hook = registry.pm.hook
     hook.bench_on_cell_start(cell=cell, ctx=ctx)
     t0 = time.perf_counter()
     with count_optimizer_steps() as steps:
-        model = hook.bench_train(method=cell.method.name, params=dict(cell.method_params),
-                                 dataset=dataset, ctx=ctx)
-    if model is None:
+        out = hook.bench_train(method=cell.method.name, params=dict(cell.method_params),
+                               dataset=dataset, ctx=ctx)
+    if out is None:
         raise BenchError(f"no plugin trained method '{cell.method.name}'.")
+    model, history = unpack_train_result(out)
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     result = ctx.score(model, dataset, part, list(cell.metrics))
@@ -147,7 +171,6 @@ def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
     timing = {"train_seconds": train_s, "eval_seconds": eval_s,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "optimizer_steps": float(steps[0])}
-    history = getattr(model, "history", None) or {}
     timing.update({k: float(v) for k, v in history.items() if isinstance(v, (int, float))})
     if log:
         log.metrics({**metrics, **timing})
@@ -190,9 +213,10 @@ def run_suite(suite: Suite, cells: list[Cell], registry: Registry, *, force: boo
 
 
 def _run_one(cell, dataset, registry, tracker, done, cache_dir) -> CellResult:
-    plugin = registry.plugin_version("method", cell.method.name)
+    used = registry.cell_plugins(cell)
+    plugin = registry.plugins_tag(used)
     split_id = dataset.split_id if isinstance(dataset, (Dataset, TaskData)) else "unavailable"
-    h = cell.content_hash(split_id, plugin)
+    h = cell.content_hash(split_id, used)
     if h in done:
         return CellResult(cell, "skipped", {k.replace("_at_", "@"): v for k, v in done[h].items()},
                           cell_hash=h)
@@ -204,21 +228,32 @@ def _run_one(cell, dataset, registry, tracker, done, cache_dir) -> CellResult:
             **getattr(cell, "tags", {})}
     t0 = time.perf_counter()
     with tracker.cell_run(cell.label, cell.resolved(), tags) as log:
+        ctx = cell_context(cell, registry, log, cache_dir)
         try:
             if isinstance(dataset, Exception):
                 raise dataset
             log.json(dataset.diagnostics, "split_diagnostics.json")
-            metrics, result, ctx = run_cell(cell, dataset, registry, log, cache_dir)
+            metrics, result, ctx = run_cell(cell, dataset, registry, log, cache_dir, ctx=ctx)
             log.tags({STATUS_TAG: "finished"})
             res = CellResult(cell, "finished", metrics, seconds=time.perf_counter() - t0, cell_hash=h)
-            registry.pm.hook.bench_on_cell_end(cell=cell, ctx=ctx, result=res)
-            return res
         except Exception as exc:  # failure isolation: record and go on
             tb = traceback.format_exc()
             log.text(tb, "traceback.txt")
             log.tags({STATUS_TAG: "failed", "bench.error": f"{type(exc).__name__}: {exc}"[:4000]})
-            return CellResult(cell, "failed", error=f"{type(exc).__name__}: {exc}",
-                              seconds=time.perf_counter() - t0, cell_hash=h)
+            res = CellResult(cell, "failed", error=f"{type(exc).__name__}: {exc}",
+                             seconds=time.perf_counter() - t0, cell_hash=h)
+        _notify_end(registry, cell, ctx, res, log)
+        return res
+
+
+def _notify_end(registry, cell, ctx, res, log) -> None:
+    """``bench_on_cell_end`` for every cell that ran, finished or failed. An observer's own
+    error is recorded on the cell's run and never changes the cell's status."""
+    try:
+        registry.pm.hook.bench_on_cell_end(cell=cell, ctx=ctx, result=res)
+    except Exception as exc:
+        log.text(traceback.format_exc(), "on_cell_end_traceback.txt")
+        log.tags({"bench.observer_error": f"{type(exc).__name__}: {exc}"[:4000]})
 
 
 def _protocol_id(cell: Cell, task_protocol: Optional[dict] = None) -> str:

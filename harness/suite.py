@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .api import BenchError
+from .api import BenchError, param_names, resolve_params
 from .claims import Claim
 from .data.splits import SPLITTERS
 from .registry import Registry, closest
@@ -260,9 +260,11 @@ class Cell:
             "valid_metric": self.valid_metric,
         }
 
-    def content_hash(self, split_id: str, plugin_version: str) -> str:
+    def content_hash(self, split_id: str, plugins: Union[str, dict[str, str]]) -> str:
+        """The cell's identity: its resolved config, split and every plugin part it uses
+        with versions (``Registry.cell_plugins``), so a plugin release reruns its cells."""
         payload = json.dumps({"cell": self.resolved(), "split_id": split_id,
-                              "plugin": plugin_version}, sort_keys=True, default=str)
+                              "plugin": plugins}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -363,13 +365,13 @@ def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tup
             problems.append(f"{source}: methods[{i}].name: {exc.args[0]}")
             continue
         try:
-            resolved_params[m.key] = spec.params.model_validate(m.params).model_dump()
+            resolved_params[m.key] = resolve_params(spec.params, m.params)
         except ValidationError as exc:
             for err in exc.errors():
                 hint = ""
                 if err["type"] == "extra_forbidden":
-                    hint = closest(str(err["loc"][-1]), spec.params.model_fields) or \
-                        f" Known: {', '.join(spec.params.model_fields)}."
+                    hint = closest(str(err["loc"][-1]), param_names(spec.params)) or \
+                        f" Known: {', '.join(param_names(spec.params))}."
                 problems.append(f"{source}: methods[{i}].params.{_loc(err['loc'])}: "
                                 f"{err['msg'].removeprefix('Value error, ')}.{hint}".replace("..", "."))
         if m.key in resolved_params:
@@ -406,7 +408,7 @@ def _check_search(m: MethodEntry, i: int, spec: Any, source: str, tuned: bool) -
     if m.search and not tuned:
         problems.append(f"{source}: methods[{i}].search: '{m.key}' has a search space but the "
                         "suite has no `tuning:` block (e.g. `tuning: {trials: 10}`).")
-    fields = spec.params.model_fields
+    fields = param_names(spec.params)
     for name, dim in m.search.items():
         where = f"{source}: methods[{i}].search.{name}"
         if name not in fields:

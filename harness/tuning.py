@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
-from .api import BenchError
+from .api import BenchError, resolve_params
 from .registry import Registry
 from .scoring import mlflow_name
 from .suite import Cell, Suite
@@ -237,7 +237,7 @@ class _Objective:
         optuna = _optuna()
         t, cell, mlflow = self.suite.tuning, self.cell, self.tracker.mlflow
         values = {k: dim.suggest(trial, k) for k, dim in cell.method.search.items()}
-        params = self.spec.params.model_validate({**cell.method_params, **values}).model_dump()
+        params = resolve_params(self.spec.params, {**cell.method_params, **values})
         trial.set_user_attr("params", params)
         tcell = replace(cell, seed=t.seed, method_params=params,
                         metrics=tuple(dict.fromkeys([t.metric, *cell.metrics])))
@@ -302,7 +302,7 @@ def best_params(suite: Suite, cell: Cell, registry: Registry, storage: Optional[
                          f"completed trial ({counts or 'none'}); {hint}.")
     best = study.best_trial
     params = best.user_attrs.get("params") or {**cell.method_params, **best.params}
-    params = registry.catalogue.method(cell.method.name).params.model_validate(params).model_dump()
+    params = resolve_params(registry.catalogue.method(cell.method.name).params, params)
     counted = sum(counts.get(s, 0) for s in COUNTED)
     tags = {"bench.tuning_budget": str(suite.tuning.trials), "bench.tuning_trials": str(counted),
             "bench.tuning_pruned": str(counts.get("PRUNED", 0)), "bench.tuning_study": name,

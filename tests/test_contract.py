@@ -1,0 +1,267 @@
+"""The plugin contract as the runner keeps it: observers see failed cells, loaders get a
+context they can delegate through, ``bench_train`` may return a TrainResult or a bare
+model, and every plugin part a cell uses (with its version) is in the cell hash."""
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+
+import mlflow
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from conftest import tiny_suite
+
+cli = CliRunner()
+
+CONTRACT_PLUGIN = '''
+import json
+import os
+
+import torch
+
+from harness.api import DatasetSpec, MethodSpec, Params, SamplerSpec, TrainResult
+from harness.hookspecs import hookimpl
+
+
+class SamplerUser(Params):
+    sampler: str = "uniform"
+
+
+class Popularity:
+    def __init__(self, dataset):
+        self.pop = torch.as_tensor(dataset.item_popularity(), dtype=torch.float32)
+
+    def score(self, users):
+        return self.pop.expand(len(users), -1).clone()
+
+
+@hookimpl
+def bench_register_methods():
+    return [MethodSpec("bare", ("topk",), "returns a bare model with .history"),
+            MethodSpec("wrapped", ("topk",), "returns a TrainResult"),
+            MethodSpec("boom", ("topk",), "always fails"),
+            MethodSpec("sampling", ("topk",), "draws negatives once", params=SamplerUser)]
+
+
+@hookimpl
+def bench_register_samplers():
+    return [SamplerSpec("versioned", "uniform draws; version from the environment",
+                        version=os.environ.get("VERSIONED_SAMPLER", "1"))]
+
+
+@hookimpl
+def bench_register_datasets():
+    return [DatasetSpec("small-synthetic", ("topk",), "synthetic, through another plugin's loader")]
+
+
+@hookimpl
+def bench_load_dataset(name, params, ctx):
+    if name != "small-synthetic":
+        return None
+    return ctx.load_dataset("synthetic", {"n_users": 40, "n_items": 50, "n_interactions": 600,
+                                          "seed": params.get("seed", 0)})
+
+
+@hookimpl
+def bench_sample_negatives(sampler, users, dataset, ctx):
+    if sampler != "versioned":
+        return None
+    return torch.randint(dataset.n_items, (len(users),), generator=ctx.rng("versioned"))
+
+
+@hookimpl
+def bench_train(method, params, dataset, ctx):
+    if method == "boom":
+        raise RuntimeError("boom")
+    if method == "bare":
+        model = Popularity(dataset)
+        model.history = {"best_epoch": 3.0}
+        return model
+    if method == "wrapped":
+        return TrainResult(Popularity(dataset), {"best_epoch": 7.0})
+    if method == "sampling":
+        users, items = dataset.train_pairs()
+        ctx.sample_negatives(params["sampler"], {"n": 1}, users[:8], items[:8], None, dataset)
+        return Popularity(dataset)
+    return None
+
+
+@hookimpl
+def bench_on_cell_end(cell, ctx, result):
+    with open("cell_end.jsonl", "a") as f:
+        f.write(json.dumps({"method": cell.method.name, "seed": cell.seed,
+                            "status": result.status, "error": result.error,
+                            "has_ctx": ctx is not None}) + "\\n")
+'''
+
+
+@pytest.fixture
+def contract_plugin(workdir, monkeypatch):
+    (workdir / "contract_plugin.py").write_text(textwrap.dedent(CONTRACT_PLUGIN))
+    monkeypatch.syspath_prepend(str(workdir))
+    monkeypatch.setenv("BENCH_PLUGINS", "contract_plugin")
+    yield workdir
+    sys.modules.pop("contract_plugin", None)
+
+
+def _ends(workdir) -> list[dict]:
+    path = workdir / "cell_end.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _runs(suite: str):
+    from harness.tracking import absolute_uri
+
+    uri = absolute_uri("sqlite:///mlflow.db")
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name(suite)
+    return client.search_runs([exp.experiment_id], filter_string="tags.`bench.kind` = 'cell'")
+
+
+def test_on_cell_end_is_called_for_failed_cells_too(contract_plugin, write_suite):
+    suite = tiny_suite(methods=[{"name": "boom"}, {"name": "bare"}], seeds=[0])
+    out = cli.invoke(app, ["run", str(write_suite(suite)), "-q"])
+    assert out.exit_code == 1, out.output
+    ends = {e["method"]: e for e in _ends(contract_plugin)}
+    assert ends["boom"]["status"] == "failed" and "boom" in ends["boom"]["error"]
+    assert ends["boom"]["has_ctx"]
+    assert ends["bare"]["status"] == "finished"
+
+
+def test_on_cell_end_is_called_when_the_dataset_fails_to_load(contract_plugin, write_suite):
+    suite = tiny_suite(datasets=[{"name": "atomic", "params": {"path": "no/such/folder"}}],
+                       methods=[{"name": "pop"}], seeds=[0])
+    assert cli.invoke(app, ["run", str(write_suite(suite)), "-q"]).exit_code == 1
+    assert [e["status"] for e in _ends(contract_plugin)] == ["failed"]
+
+
+def test_a_loader_delegates_through_its_context(contract_plugin, write_suite):
+    suite = tiny_suite(datasets=[{"name": "small-synthetic", "params": {"seed": 2}}],
+                       methods=[{"name": "pop"}], seeds=[0])
+    out = cli.invoke(app, ["run", str(write_suite(suite)), "-q"])
+    assert out.exit_code == 0, out.output
+    run, = _runs("tiny")
+    diag = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/split_diagnostics.json")
+    assert diag["n_users"] <= 40 and diag["n_items"] <= 50
+
+
+def test_train_result_and_bare_model_histories_are_logged(contract_plugin, write_suite):
+    suite = tiny_suite(methods=[{"name": "bare"}, {"name": "wrapped"}], seeds=[0])
+    assert cli.invoke(app, ["run", str(write_suite(suite)), "-q"]).exit_code == 0
+    best = {r.data.tags["bench.method"]: r.data.metrics["best_epoch"] for r in _runs("tiny")}
+    assert best == {"bare": 3.0, "wrapped": 7.0}
+
+
+def test_a_sampler_version_bump_reruns_its_cells(contract_plugin, write_suite, monkeypatch):
+    suite = tiny_suite(methods=[{"name": "sampling", "params": {"sampler": "versioned"}},
+                                {"name": "sampling", "label": "uniform-user",
+                                 "params": {"sampler": "uniform"}}], seeds=[0])
+    path = write_suite(suite)
+    monkeypatch.setenv("VERSIONED_SAMPLER", "1")
+    assert "2 cell(s) ran, 0 skipped" in cli.invoke(app, ["run", str(path), "-q"]).output
+    assert "0 cell(s) ran, 2 skipped" in cli.invoke(app, ["run", str(path), "-q"]).output
+    monkeypatch.setenv("VERSIONED_SAMPLER", "2")
+    out = cli.invoke(app, ["run", str(path), "-q"])
+    assert "1 cell(s) ran, 1 skipped" in out.output, out.output  # only the versioned sampler's cell
+    tags = [r.data.tags["bench.plugin"] for r in _runs("tiny")
+            if r.data.tags["bench.method"] == "sampling"]
+    versioned = [t for t in tags if "sampler:versioned=" in t]
+    assert any("sampler:versioned=contract_plugin@bench==" in t and t.split("sampler:versioned=")[1]
+               .split(";")[0].endswith("/v2") for t in versioned), versioned
+
+
+def test_the_plugin_tag_names_every_part_a_cell_uses(workdir, write_suite):
+    suite = tiny_suite(methods=[{"name": "bpr_mf", "params": {"dim": 8, "epochs": 1,
+                                                              "sampler": "popularity"}}],
+                       seeds=[0], metrics=["ndcg@10", "mrr"])
+    assert cli.invoke(app, ["run", str(write_suite(suite)), "-q"]).exit_code == 0
+    run, = _runs("tiny")
+    parts = dict(p.split("=", 1) for p in run.data.tags["bench.plugin"].split("; "))
+    assert set(parts) == {"method:bpr_mf", "dataset:synthetic", "metric:ndcg", "metric:mrr",
+                          "sampler:popularity"}
+    assert parts["method:bpr_mf"].startswith("baselines@")
+    assert parts["dataset:synthetic"].startswith("bench.core@bench==")
+
+
+EASE_PLUGIN = '''
+import numpy as np
+import torch
+from pydantic import Field
+
+from harness.api import MethodSpec, Params, TrainResult
+from harness.hookspecs import hookimpl
+
+SEEN = []
+
+
+class EASEParams(Params):
+    lambda_: float = Field(250.0, alias="lambda", gt=0)
+
+
+class EASE:
+    def __init__(self, train, weights):
+        self.train, self.weights = train, weights
+
+    def score(self, users):
+        return self.train[users] @ self.weights
+
+
+@hookimpl
+def bench_register_methods():
+    return [MethodSpec("ease", ("topk",), "EASE (Steck 2019): closed-form item-item model",
+                       params=EASEParams)]
+
+
+@hookimpl
+def bench_train(method, params, dataset):
+    if method != "ease":
+        return None
+    SEEN.append(dict(params))
+    p = EASEParams(**params)
+    x = dataset.train_matrix.toarray().astype(np.float64)
+    g = x.T @ x + p.lambda_ * np.eye(x.shape[1])
+    inv = np.linalg.inv(g)
+    b = -inv / np.diag(inv)[None, :]
+    np.fill_diagonal(b, 0.0)
+    return TrainResult(EASE(torch.from_numpy(x).float(), torch.from_numpy(b).float()))
+'''
+
+
+@pytest.fixture
+def ease_plugin(workdir, monkeypatch):
+    (workdir / "ease_plugin.py").write_text(textwrap.dedent(EASE_PLUGIN))
+    monkeypatch.syspath_prepend(str(workdir))
+    monkeypatch.setenv("BENCH_PLUGINS", "ease_plugin")
+    yield
+    sys.modules.pop("ease_plugin", None)
+
+
+def test_an_aliased_param_reaches_the_plugin_and_mlflow_as_written(ease_plugin, write_suite):
+    import ease_plugin
+
+    suite = tiny_suite(methods=[{"name": "pop"}, {"name": "ease", "params": {"lambda": 50.0}}],
+                       seeds=[0])
+    path = write_suite(suite)
+    assert cli.invoke(app, ["validate", str(path)]).exit_code == 0
+    out = cli.invoke(app, ["run", str(path), "-q"])
+    assert out.exit_code == 0, out.output
+    assert ease_plugin.SEEN == [{"lambda": 50.0}]
+    run = next(r for r in _runs("tiny") if r.data.tags["bench.method"] == "ease")
+    assert run.data.params["method.params.lambda"] == "50.0"
+    assert run.data.tags["bench.status"] == "finished" and run.data.metrics["ndcg_at_10"] > 0
+    # the default is filled in under the alias too, and a typo names the alias
+    bad = tiny_suite(methods=[{"name": "ease", "params": {"lambd": 1.0}}], seeds=[0])
+    res = cli.invoke(app, ["validate", str(write_suite(bad, "bad.yaml"))])
+    assert res.exit_code == 2 and "Did you mean: lambda" in res.output
+
+
+def test_an_aliased_param_can_be_searched(ease_plugin, write_suite, registry):
+    from harness.suite import load_suite
+
+    suite = tiny_suite(methods=[{"name": "ease", "search": {"lambda": {"loguniform": [1, 100]}}}],
+                       tuning={"trials": 2}, seeds=[0])
+    _, cells = load_suite(write_suite(suite), registry)
+    assert cells[0].method_params == {"lambda": 250.0}
