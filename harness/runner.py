@@ -134,10 +134,14 @@ def cell_context(cell: Cell, registry: Registry, log: Any = None,
 
 def unpack_train_result(out: Any) -> tuple[Any, dict[str, Any]]:
     """(model, history) from what ``bench_train`` returned: a :class:`TrainResult`, or a
-    bare model (third-party plugins written before TrainResult; ``model.history`` is read)."""
+    bare model (third-party plugins written before TrainResult; ``model.history`` is read).
+
+    The history dict itself is returned, not a copy: the runner logs it after scoring, so
+    a scorer may add its own figures (TTA timings) to the same dict."""
     if isinstance(out, TrainResult):
-        return out.model, dict(out.history or {})
-    return out, dict(getattr(out, "history", None) or {})
+        return out.model, out.history if out.history is not None else {}
+    history = getattr(out, "history", None)
+    return out, history if isinstance(history, dict) else {}
 
 
 def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,

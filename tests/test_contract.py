@@ -211,13 +211,13 @@ class EASE:
 
 @hookimpl
 def bench_register_methods():
-    return [MethodSpec("ease", ("topk",), "EASE (Steck 2019): closed-form item-item model",
+    return [MethodSpec("ease_test", ("topk",), "EASE (Steck 2019): closed-form item-item model",
                        params=EASEParams)]
 
 
 @hookimpl
 def bench_train(method, params, dataset):
-    if method != "ease":
+    if method != "ease_test":
         return None
     SEEN.append(dict(params))
     p = EASEParams(**params)
@@ -242,18 +242,18 @@ def ease_plugin(workdir, monkeypatch):
 def test_an_aliased_param_reaches_the_plugin_and_mlflow_as_written(ease_plugin, write_suite):
     import ease_plugin
 
-    suite = tiny_suite(methods=[{"name": "pop"}, {"name": "ease", "params": {"lambda": 50.0}}],
+    suite = tiny_suite(methods=[{"name": "pop"}, {"name": "ease_test", "params": {"lambda": 50.0}}],
                        seeds=[0])
     path = write_suite(suite)
     assert cli.invoke(app, ["validate", str(path)]).exit_code == 0
     out = cli.invoke(app, ["run", str(path), "-q"])
     assert out.exit_code == 0, out.output
     assert ease_plugin.SEEN == [{"lambda": 50.0}]
-    run = next(r for r in _runs("tiny") if r.data.tags["bench.method"] == "ease")
+    run = next(r for r in _runs("tiny") if r.data.tags["bench.method"] == "ease_test")
     assert run.data.params["method.params.lambda"] == "50.0"
     assert run.data.tags["bench.status"] == "finished" and run.data.metrics["ndcg_at_10"] > 0
     # the default is filled in under the alias too, and a typo names the alias
-    bad = tiny_suite(methods=[{"name": "ease", "params": {"lambd": 1.0}}], seeds=[0])
+    bad = tiny_suite(methods=[{"name": "ease_test", "params": {"lambd": 1.0}}], seeds=[0])
     res = cli.invoke(app, ["validate", str(write_suite(bad, "bad.yaml"))])
     assert res.exit_code == 2 and "Did you mean: lambda" in res.output
 
@@ -261,7 +261,7 @@ def test_an_aliased_param_reaches_the_plugin_and_mlflow_as_written(ease_plugin, 
 def test_an_aliased_param_can_be_searched(ease_plugin, write_suite, registry):
     from harness.suite import load_suite
 
-    suite = tiny_suite(methods=[{"name": "ease", "search": {"lambda": {"loguniform": [1, 100]}}}],
+    suite = tiny_suite(methods=[{"name": "ease_test", "search": {"lambda": {"loguniform": [1, 100]}}}],
                        tuning={"trials": 2}, seeds=[0])
     _, cells = load_suite(write_suite(suite), registry)
     assert cells[0].method_params == {"lambda": 250.0}
