@@ -153,3 +153,18 @@ def test_glue_tsv_through_the_dataset_hook_is_validated(tmp_path, registry):
     with pytest.raises(BenchError, match="params.task"):
         hook(name="glue_tsv", params={"path": str(root), "task": "RTE-2",
                                       "text_columns": ["sentence1"]}, ctx=None)
+
+
+def test_pretraining_text_teaches_the_answer_format_not_the_answer():
+    """The label word appended to each pre-training input is drawn independently of the
+    example's label: it agrees with the label at chance rate."""
+    from harness.tasks.text_classification import answer_format_texts
+
+    for task in ("sentiment", "nli"):
+        info = GENERATORS[task][1]
+        examples = generate_split(task, 1200, seed=7)
+        texts = answer_format_texts(examples, info, seed=7)
+        agree = np.mean([t.split()[-1] == info.label_words[e.label]
+                         for t, e in zip(texts, examples)])
+        assert abs(agree - 1 / info.n_labels) < 0.05, (task, agree)
+        assert all(t.startswith(e.text) for t, e in zip(texts, examples))
