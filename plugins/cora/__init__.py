@@ -16,7 +16,9 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from harness.api import DatasetSpec, MethodSpec, MetricSpec, Params, parse_dataset_params
+from harness.api import (DatasetSpec, MethodSpec, MetricSpec, NonNegativeInt, Params,
+                        PositiveFloat, PositiveInt, Rate, Seed, NonNegativeFloat,
+                        parse_dataset_params)
 from harness.hookspecs import hookimpl
 from harness.llm import LLMConfig
 
@@ -32,34 +34,34 @@ def _tiny_llm() -> LLMConfig:
 
 class CTRDataParams(Params):
     path: Optional[str] = None            # a local ml-100k copy (atomic files or GroupLens)
-    like_threshold: float = 4.0
-    history_len: int = Field(10, ge=0)
-    n_train: Optional[int] = Field(None, ge=1)
-    n_valid: Optional[int] = Field(None, ge=1)
-    n_test: Optional[int] = Field(None, ge=1)
-    heldout_frac: float = Field(0.1, gt=0, lt=1)
-    seed: int = 0
+    like_threshold: float = Field(4.0, ge=0, le=1000, allow_inf_nan=False)
+    history_len: int = Field(10, ge=0, le=100)
+    n_train: Optional[PositiveInt] = None
+    n_valid: Optional[PositiveInt] = None
+    n_test: Optional[PositiveInt] = None
+    heldout_frac: float = Field(0.1, gt=0, lt=1, allow_inf_nan=False)
+    seed: Seed = 0
 
 
 class LLMArmParams(Params):
     """What every LLM arm shares (the comparison holds these equal)."""
 
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-3, ge=0)
-    batch_size: int = Field(32, ge=1)
-    steps_per_epoch: int = Field(100, ge=1)
-    epochs: int = Field(20, ge=1)
-    patience: int = Field(3, ge=1)
-    warmup_steps: int = Field(200, ge=0)
-    eval_batch_size: int = Field(128, ge=1)
-    pretrain_history_texts: int = Field(1500, ge=0)
+    lr: Rate = 1e-3
+    weight_decay: NonNegativeFloat = 1e-3
+    batch_size: PositiveInt = 32
+    steps_per_epoch: PositiveInt = 100
+    epochs: PositiveInt = 20
+    patience: PositiveInt = 3
+    warmup_steps: NonNegativeInt = 200
+    eval_batch_size: PositiveInt = 128
+    pretrain_history_texts: NonNegativeInt = 1500
     llm: LLMConfig = Field(default_factory=_tiny_llm)
 
 
 class TallRecParams(LLMArmParams):
-    lora_r: int = Field(8, ge=1)
-    lora_alpha: int = Field(16, ge=1)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_r: PositiveInt = 8
+    lora_alpha: PositiveInt = 16
+    lora_dropout: float = Field(0.05, ge=0, lt=1, allow_inf_nan=False)
 
 
 class CoLLMParams(TallRecParams):
@@ -67,14 +69,14 @@ class CoLLMParams(TallRecParams):
 
 
 class CoRAParams(LLMArmParams):
-    rank: int = Field(8, ge=1)
-    alpha: float = Field(16.0, gt=0)
-    dropout: float = Field(0.05, ge=0, lt=1)
-    num_queries: int = Field(4, ge=1)
-    qformer_layers: int = Field(2, ge=1)
-    qformer_heads: int = Field(4, ge=1)
-    qformer_intermediate: int = Field(256, ge=1)
-    qformer_dropout: float = Field(0.1, ge=0, lt=1)
+    rank: PositiveInt = 8
+    alpha: PositiveFloat = 16.0
+    dropout: float = Field(0.05, ge=0, lt=1, allow_inf_nan=False)
+    num_queries: PositiveInt = 4
+    qformer_layers: PositiveInt = 2
+    qformer_heads: PositiveInt = 4
+    qformer_intermediate: PositiveInt = 256
+    qformer_dropout: float = Field(0.1, ge=0, lt=1, allow_inf_nan=False)
     cf_input: Literal["real", "shuffled", "zeroed"] = "real"
     trainable: Literal["all", "p_only"] = "all"
     cf: CFParams = Field(default_factory=CFParams)

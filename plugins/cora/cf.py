@@ -15,21 +15,20 @@ from typing import Any, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
 from harness import cache
-from harness.api import Params
+from harness.api import NonNegativeFloat, Params, PositiveInt, Rate
 from harness.blocks.mf import MF
 from harness.tasks.ctr import CTRData, fit_ctr, silent_context
 
 
 class CFParams(Params):
-    dim: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    batch_size: int = Field(1024, ge=1)
-    epochs: int = Field(300, ge=1)
-    patience: int = Field(20, ge=1)
+    dim: PositiveInt = 64
+    lr: Rate = 1e-3
+    weight_decay: NonNegativeFloat = 1e-4
+    batch_size: PositiveInt = 1024
+    epochs: PositiveInt = 300
+    patience: PositiveInt = 20
 
 
 class CTRMF(MF):
