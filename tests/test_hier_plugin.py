@@ -64,7 +64,7 @@ def test_relation_pretraining_learns_and_is_cached(tmp_path):
 
     Tree.parent = parent
     a = relation_table(Tree, 0, tmp_path, dim=16, epochs=2, batch_size=8)
-    files = list((tmp_path / "medrec").glob("relation-toy-*.pt"))
+    files = list((tmp_path / "medrec-relation").glob("*/tensor.pt"))
     assert len(files) == 1
     assert torch.equal(relation_table(Tree, 0, tmp_path, dim=16, epochs=2, batch_size=8), a)
     assert not torch.equal(relation_table(Tree, 1, tmp_path, dim=16, epochs=2, batch_size=8), a)
@@ -115,7 +115,7 @@ def test_finetuned_relation_moves_and_ablations_build(registry, tiny_data, tmp_p
                        batch_size=4096, lr=1e-3, dropout=0.5)
     rows = [info.trees["conditions"].index[c] for c in info.vocab["conditions"]]
     assert not torch.allclose(emb.rel.weight[1:], z[rows])
-    pos, _ = _train(registry, tiny_data, "hier", {"relation": "off"}, tmp_path)
+    pos, _ = _train(registry, tiny_data, "hier", {"relation": False}, tmp_path)
     assert not hasattr(pos.embed["conditions"], "rel")
     rel, _ = _train(registry, tiny_data, "hier", {"position": False}, tmp_path)
     assert not hasattr(rel.embed["conditions"], "proj")

@@ -11,7 +11,8 @@ an UNK for codes unseen in training, a learned leaf + ancestors sum, or HIER.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -203,3 +204,21 @@ def train_medrec(model: VisitEncoderRecommender, data: Any, ctx: Any, p: MedRecP
 
     return fit(model, epoch, data, ctx, epochs=p.epochs, eval_every=p.eval_every,
                patience=p.patience)
+
+
+def cached_tensor(root: Path | str, kind: str, inputs: Any,
+                  build: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """A tensor computed once per ``inputs`` and kept in the harness cache (content
+    key, atomic publish, SHA-256 verified on read, loaded with ``weights_only``): e.g.
+    HIER's pre-trained relation table, shared by every arm of a seed."""
+    from ..cache import get_or_build
+
+    def write(folder: Path) -> torch.Tensor:
+        value = build()
+        torch.save(value.detach().cpu(), folder / "tensor.pt")
+        return value
+
+    def read(folder: Path) -> torch.Tensor:
+        return torch.load(folder / "tensor.pt", weights_only=True)
+
+    return get_or_build(root, kind, inputs, write, read)[0]

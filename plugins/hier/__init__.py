@@ -8,7 +8,7 @@ per-slot one-hot. Everything downstream (sum pooling, GRUs, head, loss) is the
 baseline's: here the GAMENet-style visit encoder of :mod:`harness.blocks.medrec`.
 
 Methods: ``gamenet_lite`` with ``encoder: flat | flat_unk | flat_anc`` (the baselines)
-and ``hier`` with ``relation: frozen | finetune | off`` and ``position: true | false``
+and ``hier`` with ``relation: frozen | finetune | none`` and ``position: true | false``
 (HIER and its ablations). Datasets: ``medrec_synth`` (the generator on the real ICD-9
 trees, ``hierarchy: aligned | permuted``) and ``mimic_medrec`` (MIMIC-III/IV CSVs from a
 local path).
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from harness.api import (BenchError, DatasetSpec, MethodSpec, MetricSpec, Params, Rate,
                          parse_dataset_params)
@@ -69,7 +69,7 @@ class GamenetLiteParams(MedRecParams):
 
 
 class HierParams(MedRecParams):
-    relation: Literal["frozen", "finetune", "off"] = "frozen"
+    relation: Literal["frozen", "finetune", "none"] = "frozen"
     position: bool = True
     attach_missing_codes: bool = True
     code_faithful_e_rule: bool = False
@@ -78,6 +78,14 @@ class HierParams(MedRecParams):
     pretrain_lr: Rate = 1e-3
     pretrain_layers: int = Field(3, ge=1)
     pretrain_dropout: float = Field(0.5, ge=0, lt=1)
+
+    @field_validator("relation", mode="before")
+    @classmethod
+    def _yaml_off(cls, v):
+        return "none" if v is False else v  # YAML reads an unquoted `off` as False
+
+    pretrain_seed: Optional[int] = Field(None, description="seed of the relation pre-training; "
+                                         "None: the cell's seed")
 
 
 @hookimpl
@@ -131,13 +139,14 @@ def _hier_embedding(feature: str, info, p: HierParams, ctx):
 
     tree = info.trees[feature]
     z, node_index = None, {}
-    if p.relation != "off":
+    if p.relation != "none":
         if not p.attach_missing_codes:  # the release: out-of-tree codes get zero vectors
             n = info.n_tree_nodes.get(feature, len(tree))
             from harness.tasks.medrec.codes import CodeTree
 
             tree = CodeTree(tree.kind, tree.nodes[:n], tree.parent[:n])
-        z = relation_table(tree, ctx.seed, ctx.cache_dir, dim=p.dim, layers=p.pretrain_layers,
+        seed = ctx.seed if p.pretrain_seed is None else p.pretrain_seed
+        z = relation_table(tree, seed, ctx.cache_dir, dim=p.dim, layers=p.pretrain_layers,
                            epochs=p.pretrain_epochs, batch_size=p.pretrain_batch_size,
                            lr=p.pretrain_lr, dropout=p.pretrain_dropout)
         node_index = tree.index

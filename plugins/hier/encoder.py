@@ -2,7 +2,7 @@
 
 * r: the pre-trained relation embedding (``relation.py``), frozen by default
   (``nn.Embedding.from_pretrained`` in the release); ``relation="finetune"`` trains it,
-  ``relation="off"`` drops it. Pad and codes without a tree node get zero rows.
+  ``relation="none"`` drops it. Pad and codes without a tree node get zero rows.
 * p: the code string written into 8 character slots (ICD-9 E codes from slot 0, all
   other codes from slot 1, so the category digits line up), one-hot per slot with the
   symbols fitted on the feature's vocabulary, a frozen 0/1 matrix; p(c) = ReLU(W o_c + b)
@@ -54,12 +54,12 @@ class HierEmbedding(nn.Module):
                  kind: str, dim: int, relation: str = "frozen", position: bool = True,
                  code_faithful_e_rule: bool = False) -> None:
         super().__init__()
-        if relation not in ("frozen", "finetune", "off"):
-            raise ValueError(f"relation must be frozen, finetune or off, got {relation!r}")
-        if relation == "off" and not position:
-            raise ValueError("relation 'off' and position false leave no embedding")
+        if relation not in ("frozen", "finetune", "none"):
+            raise ValueError(f"relation must be frozen, finetune or none, got {relation!r}")
+        if relation == "none" and not position:
+            raise ValueError("relation 'none' and position false leave no embedding")
         self.relation, self.position = relation, position
-        if relation != "off":
+        if relation != "none":
             rel = torch.zeros(len(vocab) + 1, z.shape[1])
             for i, c in enumerate(vocab):
                 if c in node_index:
@@ -76,7 +76,7 @@ class HierEmbedding(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         out = 0
-        if self.relation != "off":
+        if self.relation != "none":
             out = self.rel(ids)
         if self.position:
             out = out + F.relu(self.proj(self.onehot[ids]))

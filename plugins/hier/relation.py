@@ -17,7 +17,6 @@ and epoch count (50) affordable on the 16k-node ICD-9 tree.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from harness.blocks.medrec import cached_tensor
 
 
 class TreeSAGE(nn.Module):
@@ -100,18 +101,10 @@ def pretrain_relation(parent: np.ndarray, seed: int, dim: int = 128, layers: int
 
 
 def relation_table(tree, seed: int, cache_dir: Path, **hp) -> torch.Tensor:
-    """Pre-trained z for every node of ``tree``, cached on disk by (tree, seed,
-    hyper-parameters): every HIER arm of a seed shares one pre-training."""
-    h = hashlib.sha256()
-    h.update(("\n".join(tree.nodes)).encode())
-    h.update(np.asarray(tree.parent, dtype=np.int64).tobytes())
-    h.update(repr((seed, sorted(hp.items()))).encode())
-    path = Path(cache_dir) / "medrec" / f"relation-{tree.kind}-{h.hexdigest()[:16]}.pt"
-    if path.exists():
-        return torch.load(path)
-    z, _ = pretrain_relation(tree.parent, seed, **hp)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(z, tmp)
-    os.replace(tmp, path)
-    return z
+    """Pre-trained z for every node of ``tree``, cached by (tree, seed, hyper-parameters)
+    in the harness cache: every HIER arm of a seed shares one pre-training."""
+    inputs = {"tree": tree.kind, "seed": seed, "hp": sorted(hp.items()),
+              "nodes": hashlib.sha256("\n".join(tree.nodes).encode()).hexdigest(),
+              "parent": hashlib.sha256(np.asarray(tree.parent, np.int64).tobytes()).hexdigest()}
+    return cached_tensor(cache_dir, "medrec-relation", inputs,
+                         lambda: pretrain_relation(tree.parent, seed, **hp)[0])
