@@ -15,18 +15,20 @@ suite's ``valid_metric``; LoRA's step count is early-stopped the same way.
 """
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field, field_validator
 
-from harness.api import BenchError, DatasetSpec, MethodSpec, MetricSpec, Params, \
-    ScoreResult, parse_dataset_params
+from harness.api import BenchError, DatasetSpec, Fraction, MethodSpec, MetricSpec, Params, \
+    PositiveInt, Rate, ScoreResult, Seed, parse_dataset_params
 from harness.hookspecs import hookimpl
 from harness.llm import LLMConfig, load_llm
 from harness.tasks.personalization import (LAMP_TASKS, PersonalizationData, load_lamp,
                                            make_personalization, score_predictions)
 
 TASK = ("personalized_generation",)
+#: a steering scale: finite; negative values steer away from the user's style
+Alpha = Annotated[float, Field(ge=-1000, le=1000, allow_inf_nan=False)]
 VERSION = "1"
 
 
@@ -47,7 +49,7 @@ class BaseParams(Params):
 
 
 class RAGParams(BaseParams):
-    k: Union[int, list[int]] = Field(2, description="retrieved items; a list is chosen on valid")
+    k: Union[PositiveInt, list[PositiveInt]] = Field(2, description="retrieved items; a list is chosen on valid")
     index: Literal["input", "output", "both"] = "input"
 
     @field_validator("k")
@@ -63,16 +65,16 @@ class LoRAParams(BaseParams):
     r: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
     target_modules: Optional[list[str]] = None  # peft's default for the family (q/v proj)
-    lr: float = Field(1e-2, gt=0)
+    lr: Rate = 1e-2
     max_steps: int = Field(200, ge=1)
     eval_every: int = Field(20, ge=1)
     patience: int = Field(3, ge=1)
 
 
 class StyleVectorParams(BaseParams):
-    layer: Union[int, list[int]] = Field(default_factory=lambda: [1, 2],
+    layer: Union[Annotated[int, Field(ge=0, le=1000)], list[Annotated[int, Field(ge=0, le=1000)]]] = Field(default_factory=lambda: [1, 2],
                                          description="0-based block; a list is chosen on valid")
-    alpha: Union[float, list[float]] = Field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0])
+    alpha: Union[Alpha, list[Alpha]] = Field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0])
     position: Literal["last", "mean_response", "mean_all"] = Field(
         "last", description="extraction token(s); mean_all is the third-party code's choice")
     negatives: Literal["model", "none", "other_users"] = "model"
@@ -104,20 +106,20 @@ class SynthParams(Params):
     history: int = Field(12, ge=1)
     queries: int = Field(6, ge=1)
     n_pretrain: int = Field(3000, ge=10)
-    neutral_share: float = Field(0.7, ge=0, le=1)
-    rag_share: float = Field(0.3, ge=0, le=1)
+    neutral_share: Fraction = 0.7
+    rag_share: Fraction = 0.3
     rag_k: int = Field(2, ge=1)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class LampParams(Params):
     questions: str
     outputs: Optional[str] = None
     task: Literal[tuple(LAMP_TASKS)] = "LaMP_4"
-    valid_share: float = Field(0.5, ge=0, lt=1)
+    valid_share: float = Field(0.5, ge=0, lt=1, allow_inf_nan=False)
     max_users: Optional[int] = Field(None, ge=2)
     max_history: Optional[int] = Field(None, ge=1)
-    seed: int = 0
+    seed: Seed = 0
 
 
 @hookimpl
