@@ -187,13 +187,14 @@ def test_style_vector_is_zero_for_a_user_who_writes_like_the_model(data, llm):
     u = data.test[0]
     own = arms.greedy(llm.model, llm.tokenizer, [e.prompt for e in u.history], 24, "cpu")
     mimic = User("mimic", [Example(e.prompt, t) for e, t in zip(u.history, own)], u.queries)
-    for position in ("last", "mean_response", "mean_all"):
-        sv = _arm(arms.StyleVector, data, llm, layers=[0, 1], position=position)
-        vecs = sv.vectors([mimic, data.test[1]])
-        for layer in (0, 1):
-            assert torch.count_nonzero(vecs[layer][0]) == 0
-            assert torch.count_nonzero(vecs[layer][1]) > 0  # a real user's is not
-    sv.choice = (1, 4.0)
+    sv = _arm(arms.StyleVector, data, llm, layers=[0, 1],
+              positions=["last", "mean_response", "mean_all"])
+    vecs = sv.vectors([mimic, data.test[1]])
+    assert len(vecs) == 6
+    for v in vecs.values():
+        assert torch.count_nonzero(v[0]) == 0
+        assert torch.count_nonzero(v[1]) > 0  # a real user's is not
+    sv.choice = ("mean_response", 1, 4.0)
     assert sv.predict([mimic]) == base.predict([mimic])  # zero vector: unsteered output
 
 
@@ -202,7 +203,7 @@ def test_stylevector_ablations_and_storage(data, llm):
     vec = {}
     for neg in ("model", "none", "other_users"):
         sv = _arm(arms.StyleVector, data, llm, layers=[1], negatives=neg)
-        vec[neg] = sv.vectors(users)[1]
+        vec[neg] = sv.vectors(users)[("last", 1)]
         preds = sv.predict(users)
         assert [len(p) for p in preds] == [len(u.queries) for u in users]
         assert sv.storage_bytes == [TINY.dim * 4.0] * len(users)
@@ -214,10 +215,11 @@ def test_stylevector_ablations_and_storage(data, llm):
 
 
 def test_selection_uses_validation_users_only(data, llm):
-    sv = _arm(arms.StyleVector, data, llm, layers=[0, 1], alphas=[0.5, 2.0])
+    sv = _arm(arms.StyleVector, data, llm, layers=[0, 1], alphas=[0.5, 2.0],
+              positions=["last", "mean_response"])
     sv.select(data.valid, "rouge_l")
     assert sv.choice in sv.candidates()
-    assert len(sv.history["valid_curve"]) == 4
+    assert len(sv.history["valid_curve"]) == 8
     assert sv._cache and set(next(iter(sv._cache))) == {u.uid for u in data.valid}
 
 

@@ -27,6 +27,7 @@ from harness.tasks.personalization import (LAMP_TASKS, PersonalizationData, load
                                            make_personalization, score_predictions)
 
 TASK = ("personalized_generation",)
+Position = Literal["last", "mean_response", "mean_all"]
 #: a steering scale: finite; negative values steer away from the user's style
 Alpha = Annotated[float, Field(ge=-1000, le=1000, allow_inf_nan=False)]
 VERSION = "1"
@@ -75,13 +76,14 @@ class StyleVectorParams(BaseParams):
     layer: Union[Annotated[int, Field(ge=0, le=1000)], list[Annotated[int, Field(ge=0, le=1000)]]] = Field(default_factory=lambda: [1, 2],
                                          description="0-based block; a list is chosen on valid")
     alpha: Union[Alpha, list[Alpha]] = Field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0])
-    position: Literal["last", "mean_response", "mean_all"] = Field(
-        "last", description="extraction token(s); mean_all is the third-party code's choice")
+    position: Union[Position, list[Position]] = Field(
+        "last", description="extraction token(s) (a list is chosen on valid); mean_all is the "
+        "third-party re-implementation's choice")
     negatives: Literal["model", "none", "other_users"] = "model"
     extractor: Literal["mean_diff", "pca", "logreg"] = "mean_diff"
     all_positions: bool = Field(False, description="also steer the prompt tokens")
 
-    @field_validator("layer", "alpha")
+    @field_validator("layer", "alpha", "position")
     @classmethod
     def _lists(cls, v):
         v = _as_list(v)
@@ -174,8 +176,8 @@ def _arm(method: str, p: BaseParams, llm, data: PersonalizationData, ctx):
                                 eval_every=p.eval_every, patience=p.patience, seed=ctx.seed,
                                 **common)
     return arms.StyleVector(llm.model, llm.tokenizer, data, layers=p.layer, alphas=p.alpha,
-                            position=p.position, negatives=p.negatives, extractor=p.extractor,
-                            all_positions=p.all_positions, **common)
+                            positions=p.position, negatives=p.negatives, extractor=p.extractor,
+                            all_positions=p.all_positions, model_key=llm.info.get("key"), **common)
 
 
 @hookimpl
@@ -196,7 +198,8 @@ def bench_train(method, params, dataset, ctx):
     arm.select(dataset.valid, ctx.valid_metric, ctx.report)
     choice = arm.choice
     if method == "stylevector":
-        arm.history.update(chosen_layer=float(choice[0]), chosen_alpha=float(choice[1]))
+        arm.history.update(chosen_position=float(p.position.index(choice[0])),
+                           chosen_layer=float(choice[1]), chosen_alpha=float(choice[2]))
     elif method == "rag_bm25":
         arm.history["chosen_k"] = float(choice)
     arm.history["base_sft_loss_last"] = float(llm.info.get("sft_loss_last") or 0.0)

@@ -219,68 +219,85 @@ class LoRAPerUser(Personalizer):
         return out
 
 
+#: the base model's own greedy outputs, per (base-model key, prompts, length): cells of one
+#: process that share a base model (every StyleVector arm of a seed) generate them once
+_OWN_OUTPUTS: dict[tuple, list[str]] = {}
+
+
 class StyleVector(Personalizer):
     """Training-free steering: s_u = mean_i[a_l(x_i ⊕ y_i) − a_l(x_i ⊕ ŷ_i)], added as
     α·s_u to block l's output while generating.
 
     ``negatives``: ``model`` (ŷ_i = the base model's greedy output; the paper),
     ``none`` (positive mean only; ablation) or ``other_users`` (mean activation of the
-    other users' histories in the same split; ablation).
+    other users' histories in the same split; ablation). ``positions`` lists extraction
+    positions; with several, (position, layer, α) are chosen together on validation.
     """
 
     def __init__(self, *a, layers: Sequence[int] = (1, 2), alphas: Sequence[float] = (1.0,),
-                 position: str = "last", negatives: str = "model", extractor: str = "mean_diff",
-                 all_positions: bool = False, **kw):
+                 positions: Sequence[str] = ("last",), negatives: str = "model",
+                 extractor: str = "mean_diff", all_positions: bool = False,
+                 model_key: str | None = None, **kw):
         super().__init__(*a, **kw)
         n = len(decoder_layers(self.model))
         bad = [l for l in layers if not 0 <= l < n]
         if bad:
             raise BenchError(f"stylevector: layer(s) {bad} out of range (the model has {n} layers).")
-        self.layers, self.alphas = list(layers), list(alphas)
-        self.position, self.negatives, self.extractor = position, negatives, extractor
-        self.all_positions = all_positions
-        self._cache: dict[tuple, dict[int, torch.Tensor]] = {}
+        self.layers, self.alphas, self.positions = list(layers), list(alphas), list(positions)
+        self.negatives, self.extractor = negatives, extractor
+        self.all_positions, self.model_key = all_positions, model_key
+        self._cache: dict[tuple, dict[tuple[str, int], torch.Tensor]] = {}
 
     def candidates(self):
-        return [(l, a) for l in self.layers for a in self.alphas]
+        return [(p, l, a) for p in self.positions for l in self.layers for a in self.alphas]
 
-    def vectors(self, users: Sequence[User]) -> dict[int, torch.Tensor]:
-        """[len(users), D] style vectors per layer (cached per user set)."""
+    def own_outputs(self, prompts: list[str]) -> list[str]:
+        key = (self.model_key, tuple(prompts), self.max_new_tokens)
+        if self.model_key is not None and key in _OWN_OUTPUTS:
+            return _OWN_OUTPUTS[key]
+        own = greedy(self.model, self.tok, prompts, self.max_new_tokens, self.device)
+        if self.model_key is not None:
+            while len(_OWN_OUTPUTS) >= 4:  # a few base models (one per seed) at a time
+                _OWN_OUTPUTS.pop(next(iter(_OWN_OUTPUTS)))
+            _OWN_OUTPUTS[key] = own
+        return own
+
+    def vectors(self, users: Sequence[User]) -> dict[tuple[str, int], torch.Tensor]:
+        """[len(users), D] style vectors per (position, layer) (cached per user set)."""
         key = tuple(u.uid for u in users)
         if key in self._cache:
             return self._cache[key]
         prompts = [e.prompt for u in users for e in u.history]
         owner = torch.tensor([i for i, u in enumerate(users) for _ in u.history])
-        pos = sequence_activations(self.model, self.tok, prompts,
-                                   [e.response for u in users for e in u.history],
-                                   self.layers, self.position, device=self.device)
-        neg = None
-        if self.negatives == "model":
-            own = greedy(self.model, self.tok, prompts, self.max_new_tokens, self.device)
-            neg = sequence_activations(self.model, self.tok, prompts, own, self.layers,
-                                       self.position, device=self.device)
+        own = self.own_outputs(prompts) if self.negatives == "model" else None
         vecs = {}
-        for l in self.layers:
-            rows = []
-            for i in range(len(users)):
-                mine = owner == i
-                if self.negatives == "model":
-                    rows.append(style_vector(pos[l][mine], neg[l][mine], self.extractor))
-                elif self.negatives == "other_users":
-                    if len(users) < 2:
-                        raise BenchError("stylevector: negatives 'other_users' needs >= 2 users.")
-                    rows.append(style_vector(pos[l][mine], pos[l][~mine], self.extractor))
-                elif self.negatives == "none":
-                    rows.append(style_vector(pos[l][mine], None))
-                else:
-                    raise BenchError(f"stylevector: unknown negatives '{self.negatives}'.")
-            vecs[l] = torch.stack(rows)
+        for position in self.positions:
+            pos = sequence_activations(self.model, self.tok, prompts,
+                                       [e.response for u in users for e in u.history],
+                                       self.layers, position, device=self.device)
+            neg = None if own is None else sequence_activations(
+                self.model, self.tok, prompts, own, self.layers, position, device=self.device)
+            for l in self.layers:
+                rows = []
+                for i in range(len(users)):
+                    mine = owner == i
+                    if self.negatives == "model":
+                        rows.append(style_vector(pos[l][mine], neg[l][mine], self.extractor))
+                    elif self.negatives == "other_users":
+                        if len(users) < 2:
+                            raise BenchError("stylevector: negatives 'other_users' needs >= 2 users.")
+                        rows.append(style_vector(pos[l][mine], pos[l][~mine], self.extractor))
+                    elif self.negatives == "none":
+                        rows.append(style_vector(pos[l][mine], None))
+                    else:
+                        raise BenchError(f"stylevector: unknown negatives '{self.negatives}'.")
+                vecs[(position, l)] = torch.stack(rows)
         self._cache = {key: vecs}
         return vecs
 
     def predict(self, users):
-        layer, alpha = self.choice or self.candidates()[0]
-        vecs = self.vectors(users)[layer]
+        position, layer, alpha = self.choice or self.candidates()[0]
+        vecs = self.vectors(users)[(position, layer)]
         rows = torch.cat([vecs[i].expand(len(u.queries), -1) for i, u in enumerate(users)])
         prompts = [q.prompt for u in users for q in u.queries]
         texts: list[str] = []
