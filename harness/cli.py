@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from enum import Enum
 from typing import Optional
 
 import typer
@@ -20,13 +21,55 @@ from rich.table import Table
 
 from .api import BenchError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="bench: run recommender-system and LLM-alignment methods side by side.")
+app = typer.Typer(no_args_is_help=True,
+                  help="bench: run recommender-system and LLM-alignment methods side by side. "
+                       "Shell completion: bench --install-completion.")
 data_app = typer.Typer(no_args_is_help=True, help="Get datasets into the local cache.")
 app.add_typer(data_app, name="data")
 # Wide enough for a metrics table when output goes to a file or CI log.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def _flag(help: str, *names: str):
+    """A boolean option shown as a plain flag (no value) in --help."""
+    return typer.Option(False, *names, help=help, metavar="")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from . import __version__
+
+        try:
+            v = version("bench")
+        except PackageNotFoundError:  # a source checkout that was not installed
+            v = __version__
+        console.print(f"bench {v}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(_: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 metavar="", help="print the version and exit")):
+    """bench: run recommender-system and LLM-alignment methods side by side."""
+
+
+class Kind(str, Enum):
+    methods = "methods"
+    datasets = "datasets"
+    metrics = "metrics"
+    samplers = "samplers"
+
+
+def _test_choices() -> Enum:
+    from .leaderboard.aggregate import SIGNIFICANCE_TESTS
+
+    return Enum("TestChoice", {k: k for k in SIGNIFICANCE_TESTS}, type=str)
+
+
+TestChoice = _test_choices()
 
 
 def _registry():
@@ -52,27 +95,59 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:500]}"
 
 
-def _load(suite_path: Path, registry):
+def _load(suite_path: Path, registry, overrides: Optional[list[str]] = None,
+          only: Optional[list[str]] = None):
     from .suite import load_suite
 
     try:
-        return load_suite(suite_path, registry)
+        return load_suite(suite_path, registry, overrides=overrides or (), only=only or ())
     except BenchError as exc:
         _fail(str(exc))
 
 
+SET_HELP = ("override a suite key, validated like the file, e.g. methods.bpr_mf.params.lr=0.01 "
+            "(repeatable; a changed configuration is a new cell hash)")
+ONLY_HELP = ("run only matching cells: method=..., dataset=..., seed=...; commas separate "
+             "pairs or add values (method=a,b,seed=0); repeatable, keys combine with AND")
+
+
+def _print_plan(suite_obj, cells, registry, tracking_uri, force: bool) -> None:
+    from .plan import plan_cells
+
+    planned = plan_cells(suite_obj, cells, registry, tracking_uri=tracking_uri, force=force)
+    table = Table(title=f"{suite_obj.suite}: {len(planned)} cell(s)")
+    for col in ("method", "dataset", "seed", "cell hash", "split id", "status"):
+        table.add_column(col)
+    colour = {"done": "green", "pending": "yellow"}
+    for p in planned:
+        c = colour.get(p.status, "red")
+        table.add_row(p.cell.method.key, p.cell.dataset.key, str(p.cell.seed), p.cell_hash,
+                      p.split_id, f"[{c}]{p.status}[/]")
+    console.print(table)
+    done = sum(p.status == "done" for p in planned)
+    console.print(f"{done} done, {len(planned) - done} to run"
+                  + (" (--force reruns every cell)" if force else ""), highlight=False)
+
+
 @app.command()
 def run(suite: Path = typer.Argument(..., help="suite YAML file"),
-        force: bool = typer.Option(False, "--force", help="rerun cells that already finished"),
+        force: bool = _flag("rerun cells that already finished", "--force"),
         tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI "
                                                    "(default: the suite's, else sqlite:///mlflow.db)"),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")):
+        quiet: bool = _flag("no progress bar", "--quiet", "-q"),
+        only: Optional[list[str]] = typer.Option(None, "--only", help=ONLY_HELP, metavar="KEY=V,..."),
+        set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP, metavar="PATH=VALUE"),
+        dry_run: bool = _flag("list every cell with its hash and done/pending status; run "
+                              "nothing", "--dry-run")):
     """Run a suite's grid (methods x datasets x seeds) and log every cell to MLflow."""
     from .runner import run_suite
 
     registry = _registry()
-    suite_obj, cells = _load(suite, registry)
+    suite_obj, cells = _load(suite, registry, set_, only)
     cells = _tuned(suite_obj, cells, registry)  # best params from `bench tune`, if tuned
+    if dry_run:
+        _print_plan(suite_obj, cells, registry, tracking_uri, force)
+        raise typer.Exit(0)
     columns = [TextColumn("[progress.description]{task.description}"), BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=err, transient=True, disable=quiet) as progress:
@@ -121,18 +196,27 @@ def _print_results(suite_obj, results) -> None:
 
 
 @app.command()
-def validate(suite: Path = typer.Argument(..., help="suite YAML file")):
+def validate(suite: Path = typer.Argument(..., help="suite YAML file"),
+             verbose: bool = _flag("also list every cell with its hash and done/pending status "
+                                   "(prepares the datasets' splits)", "--verbose", "-v"),
+             tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="store "
+                                                        "whose finished cells count as done (-v)"),
+             only: Optional[list[str]] = typer.Option(None, "--only", help=ONLY_HELP, metavar="KEY=V,..."),
+             set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP, metavar="PATH=VALUE")):
     """Check a suite without running it (schema, names, method-task compatibility)."""
     registry = _registry()
-    suite_obj, cells = _load(suite, registry)
+    suite_obj, cells = _load(suite, registry, set_, only)
     console.print(f"[green]ok[/] {suite}: suite '{suite_obj.suite}', {len(suite_obj.methods)} "
                   f"method(s) x {len(suite_obj.datasets)} dataset(s) x {len(suite_obj.seeds)} "
-                  f"seed(s) = {len(cells)} cells")
+                  f"seed(s) = {len(cells)} cells" + (" selected by --only" if only else ""))
+    if verbose:
+        _print_plan(suite_obj, cells, registry, tracking_uri, force=False)
 
 
 @app.command("ls")
-def ls(kind: str = typer.Argument(..., help="methods | datasets | metrics | samplers")):
+def ls(kind: Kind = typer.Argument(..., help="what to list")):
     """List what the installed plugins provide."""
+    kind = kind.value
     registry = _registry()
     cat = registry.catalogue
     tables = {"methods": cat.methods, "datasets": cat.datasets, "metrics": cat.metrics,
@@ -158,7 +242,7 @@ def ls(kind: str = typer.Argument(..., help="methods | datasets | metrics | samp
 
 
 @app.command()
-def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable output")):
+def plugins(as_json: bool = _flag("machine-readable output", "--json")):
     """Installed plugins: name, version, distribution, hooks implemented."""
     info = _registry().plugins_info()
     if as_json:
@@ -231,9 +315,9 @@ def tune(suite: Path = typer.Argument(..., help="suite YAML file with a `tuning:
                                                "$BENCH_TUNING_STORAGE, the suite's tuning.storage, "
                                                "else sqlite:///.bench_cache/optuna-<suite>.db)"),
          tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI"),
-         then_run: bool = typer.Option(False, "--then-run", help="then run the suite's seeds on test "
-                                       "with the best params"),
-         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar")):
+         then_run: bool = _flag("then run the suite's seeds on test with the best params",
+                                "--then-run"),
+         quiet: bool = _flag("no progress bar", "--quiet", "-q")):
     """Tune every searched method on validation (one Optuna study per method and dataset,
     the same number of trials each); resumes an interrupted run."""
     from .tuning import tune_suite
@@ -269,7 +353,8 @@ def tune(suite: Path = typer.Argument(..., help="suite YAML file with a `tuning:
     if short:
         raise typer.Exit(1)
     if then_run:
-        run(suite=suite, force=False, tracking_uri=tracking_uri, quiet=quiet)
+        run(suite=suite, force=False, tracking_uri=tracking_uri, quiet=quiet, only=None,
+            set_=None, dry_run=False)
 
 
 @app.command()
@@ -277,7 +362,9 @@ def leaderboard(suite: Path = typer.Argument(..., help="suite YAML file"),
                 tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri",
                                                            help="MLflow store to read"),
                 out: Path = typer.Option(Path("leaderboards"), "--out", help="output folder"),
-                test: str = typer.Option("student", "--test", help="student | fisher (paired, per user)"),
+                test: TestChoice = typer.Option("student", "--test", help="significance test "
+                                                "(paired per user/puzzle/prompt unless named "
+                                                "otherwise)"),
                 alpha: float = typer.Option(0.05, "--alpha", help="significance level after Holm"),
                 split_id: Optional[list[str]] = typer.Option(None, "--split-id", help="keep only "
                                                              "runs on these split ids"),
@@ -293,7 +380,7 @@ def leaderboard(suite: Path = typer.Argument(..., help="suite YAML file"),
         else f"bench leaderboard {suite}"
     try:
         paths = build_leaderboard(suite_obj, registry, tracking_uri=tracking_uri, out_dir=out,
-                                  command=command, test=test, alpha=alpha, split_ids=split_id,
+                                  command=command, test=test.value, alpha=alpha, split_ids=split_id,
                                   baseline=baseline)
     except BenchError as exc:
         _fail(str(exc))
@@ -301,6 +388,47 @@ def leaderboard(suite: Path = typer.Argument(..., help="suite YAML file"),
         _fail(_one_line(exc), 1)
     for p in paths:
         console.print(f"wrote {p}")
+
+
+class ResultFormat(str, Enum):
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+    latex = "latex"
+
+
+@app.command()
+def results(suite: Path = typer.Argument(..., help="suite YAML file"),
+            fmt: ResultFormat = typer.Option(ResultFormat.csv, "--format", help="output format"),
+            per_seed: bool = _flag("one row per finished run and metric instead of per method",
+                                   "--per-seed"),
+            out: Optional[Path] = typer.Option(None, "--out", help="write to this file "
+                                               "(default: stdout; parquet needs a file)"),
+            tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri",
+                                                       help="MLflow store to read"),
+            test: TestChoice = typer.Option("student", "--test", help="significance test"),
+            alpha: float = typer.Option(0.05, "--alpha", help="significance level after Holm"),
+            baseline: Optional[str] = typer.Option(None, "--baseline", help="test against this "
+                                                   "method instead of the suite's baseline")):
+    """The leaderboard's numbers as one tidy table (method, dataset, metric, mean, std, n
+    seeds, Δ, p, Holm-adjusted p vs the baseline, flags); in Python: harness.results(suite)."""
+    from .results_table import results as results_frame
+    from .results_table import write
+
+    registry = _registry()
+    suite_obj, _ = _load(suite, registry)
+    try:
+        frame = results_frame(suite_obj, tracking_uri, per_seed=per_seed, registry=registry,
+                              test=test.value, alpha=alpha, baseline=baseline)
+        text = write(frame, fmt.value, out)
+    except BenchError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # a store problem: one line, never a traceback
+        _fail(_one_line(exc), 1)
+    if text is not None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        err.print(f"wrote {out} ({len(frame)} rows)")
 
 
 @app.command()

@@ -216,11 +216,17 @@ def run_suite(suite: Suite, cells: list[Cell], registry: Registry, *, force: boo
     return results
 
 
+def cell_hash(cell: Cell, split_id: str, registry: Registry) -> str:
+    """A cell's identity for resume (and the hash `bench run --dry-run` lists): its resolved
+    config, split id and every plugin it uses, with versions."""
+    return cell.content_hash(split_id, registry.cell_plugins(cell))
+
+
 def _run_one(cell, dataset, registry, tracker, done, cache_dir) -> CellResult:
     used = registry.cell_plugins(cell)
     plugin = registry.plugins_tag(used)
     split_id = dataset.split_id if isinstance(dataset, (Dataset, TaskData)) else "unavailable"
-    h = cell.content_hash(split_id, used)
+    h = cell_hash(cell, split_id, registry)
     if h in done:
         return CellResult(cell, "skipped", {k.replace("_at_", "@"): v for k, v in done[h].items()},
                           cell_hash=h)

@@ -9,7 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Sequence, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -292,10 +292,26 @@ def read_yaml(path: Union[str, Path]) -> Any:
                          "refused.") from None
 
 
-def load_suite(path: Union[str, Path], registry: Registry) -> tuple[Suite, list[Cell]]:
-    """Parse and fully validate a suite; return it with its expanded cells."""
-    raw = read_yaml(path)
-    return validate_suite(raw, registry, source=str(path))
+def read_suite(path: Union[str, Path], overrides: Sequence[str] = ()) -> Any:
+    """The raw suite mapping of a file: its ``extends:`` chain resolved, then the
+    ``--set`` overrides applied (see :mod:`harness.grid`); not yet validated."""
+    from .grid import apply_sets, resolve_extends
+
+    raw = resolve_extends(read_yaml(path), Path(path), read_yaml)
+    return apply_sets(raw, overrides)
+
+
+def load_suite(path: Union[str, Path], registry: Registry, overrides: Sequence[str] = (),
+               only: Sequence[str] = ()) -> tuple[Suite, list[Cell]]:
+    """Parse and fully validate a suite; return it with its expanded cells.
+
+    ``overrides`` are ``--set KEY.PATH=VALUE`` strings, validated with the file;
+    ``only`` are ``--only KEY=VALUE,...`` filters on the cells."""
+    from .grid import select_cells
+
+    source = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
+    suite, cells = validate_suite(read_suite(path, overrides), registry, source=source)
+    return suite, select_cells(cells, only, suite)
 
 
 def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tuple[Suite, list[Cell]]:
