@@ -154,11 +154,12 @@ def test_cli_leaderboard_errors_are_one_line(store, tmp_path, monkeypatch):
     (tmp_path / "afile").write_text("not a folder")
     cli = CliRunner()
     for args in (["--tracking-uri", f"sqlite:///{tmp_path}/afile/x.db"],  # store cannot open
-                 ["--tracking-uri", uri, "--baseline", "nope"],
-                 ["--tracking-uri", uri, "--test", "nope"]):
+                 ["--tracking-uri", uri, "--baseline", "nope"]):
         result = cli.invoke(app, ["leaderboard", str(path), *args])
         assert result.exit_code in (1, 2), result.output
         assert "Traceback" not in result.output and result.output.count("error:") == 1
+    choice = cli.invoke(app, ["leaderboard", str(path), "--tracking-uri", uri, "--test", "nope"])
+    assert choice.exit_code == 2 and "Invalid value" in choice.output  # --test has fixed choices
     ok = cli.invoke(app, ["leaderboard", str(path), "--tracking-uri", uri, "--out", "boards"])
     assert ok.exit_code == 0 and (tmp_path / "boards" / "lbparts.md").exists()
 
