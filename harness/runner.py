@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import resource
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -19,8 +18,9 @@ from .data.dataset import Dataset, split_id_for
 from .data.diagnostics import split_diagnostics
 from .data.preprocess import filter_min_rating, kcore
 from .data.splits import SPLITTERS
+from . import memory
+from .artifacts import log_cell_outputs, log_dataset_input, log_suite
 from .registry import Registry
-from .scoring import write_trec_run
 from .suite import Cell, DatasetEntry, Suite
 from .tracking import HASH_TAG, STATUS_TAG
 from .training import count_optimizer_steps
@@ -160,6 +160,7 @@ def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
         setup(ctx)
     hook = registry.pm.hook
     hook.bench_on_cell_start(cell=cell, ctx=ctx)
+    memory.reset_peak()  # peak_rss_mb is this cell's, not the process's so far
     t0 = time.perf_counter()
     with count_optimizer_steps() as steps:
         out = hook.bench_train(method=cell.method.name, params=dict(cell.method_params),
@@ -173,18 +174,12 @@ def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
     eval_s = time.perf_counter() - t1
     metrics = dict(result.metrics)
     timing = {"train_seconds": train_s, "eval_seconds": eval_s,
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "peak_rss_mb": memory.peak_rss_mb(),
               "optimizer_steps": float(steps[0])}
     timing.update({k: float(v) for k, v in history.items() if isinstance(v, (int, float))})
     if log:
         log.metrics({**metrics, **timing})
-        log.json(result.per_user, "per_user_metrics.json")
-        if result.topk is not None:
-            users, items, valid = result.topk
-            with log.tmpdir() as tmp:
-                run_file = Path(tmp) / "run.trec"
-                write_trec_run(run_file, users, items, valid, dataset, cell.method.key)
-                log.file(run_file)
+        log_cell_outputs(log, result, dataset, cell)
     return {**metrics, **timing}, result, ctx
 
 
@@ -201,6 +196,7 @@ def run_suite(suite: Suite, cells: list[Cell], registry: Registry, *, force: boo
     task = progress.add_task(f"suite {suite.suite}", total=len(cells)) if progress else None
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     with tracker.parent_run(f"{suite.suite} @ {stamp}", {"bench.suite": suite.suite}):
+        log_suite(tracker, suite)
         for cell in cells:
             if progress:
                 progress.update(task, description=cell.label)
@@ -237,12 +233,13 @@ def _run_one(cell, dataset, registry, tracker, done, cache_dir) -> CellResult:
                 cell, dataset.protocol if isinstance(dataset, TaskData) else None),
             **getattr(cell, "tags", {})}
     t0 = time.perf_counter()
-    with tracker.cell_run(cell.label, cell.resolved(), tags) as log:
+    with tracker.cell_run(cell.run_name, cell.resolved(), tags) as log:
         ctx = cell_context(cell, registry, log, cache_dir)
         try:
             if isinstance(dataset, Exception):
                 raise dataset
             log.json(dataset.diagnostics, "split_diagnostics.json")
+            log_dataset_input(log, dataset)
             metrics, result, ctx = run_cell(cell, dataset, registry, log, cache_dir, ctx=ctx)
             log.tags({STATUS_TAG: "finished"})
             res = CellResult(cell, "finished", metrics, seconds=time.perf_counter() - t0, cell_hash=h)

@@ -82,17 +82,18 @@ def topk_with_tiebreak(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torc
 
 
 def full_ranking_topk(model, users: np.ndarray, exclude: sp.csr_matrix, k: int,
-                      chunk_size: int = 1024, device: torch.device | str = "cpu"
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+                      chunk_size: int = 1024, device: torch.device | str = "cpu",
+                      with_scores: bool = False) -> tuple[torch.Tensor, ...]:
     """Top-k items per user over all items, with ``exclude``'s items masked.
 
     Returns (items LongTensor[n, k], valid BoolTensor[n, k]); ``valid`` is False where a
-    user has fewer than k rankable items (those slots hold masked items).
+    user has fewer than k rankable items (those slots hold masked items). With
+    ``with_scores`` a third tensor holds the model's scores of those items (float32).
 
     ``model.score`` must return a fresh tensor (a matmul result, an indexed copy): it is
     overwritten in place (NaN and excluded items set to -inf). Views are copied first.
     """
-    out_items, out_valid = [], []
+    out_items, out_valid, out_scores = [], [], []
     with torch.no_grad():
         for start in range(0, len(users), chunk_size):
             chunk = users[start:start + chunk_size]
@@ -109,8 +110,13 @@ def full_ranking_topk(model, users: np.ndarray, exclude: sp.csr_matrix, k: int,
             vals, idx = topk_with_tiebreak(scores, k)
             out_items.append(idx.cpu())
             out_valid.append(torch.isfinite(vals).cpu())
+            if with_scores:
+                out_scores.append(vals.cpu())
     if not out_items:
-        return torch.empty(0, k, dtype=torch.long), torch.empty(0, k, dtype=torch.bool)
+        empty = (torch.empty(0, k, dtype=torch.long), torch.empty(0, k, dtype=torch.bool))
+        return (*empty, torch.empty(0, k)) if with_scores else empty
+    if with_scores:
+        return torch.cat(out_items), torch.cat(out_valid), torch.cat(out_scores)
     return torch.cat(out_items), torch.cat(out_valid)
 
 
@@ -248,8 +254,9 @@ def score_ranking(model, dataset, part: str, metrics: list[str], registry_metric
     truth = dataset.matrix(part)
     users = np.flatnonzero(np.diff(truth.indptr) > 0)
     k = max_cutoff(metrics)
-    items, valid = full_ranking_topk(model, users, dataset.exclusion_matrix(part), k,
-                                     chunk_size=chunk_size, device=device)
+    items, valid, top_scores = full_ranking_topk(model, users, dataset.exclusion_matrix(part), k,
+                                                 chunk_size=chunk_size, device=device,
+                                                 with_scores=True)
     ranx_names = [m for m in metrics if registry_metrics[MetricName.parse(m).base].ranx]
     means, per_user = (ranx_evaluate(users, items, valid, truth, ranx_names)
                        if ranx_names else ({}, {}))
@@ -264,17 +271,23 @@ def score_ranking(model, dataset, part: str, metrics: list[str], registry_metric
         kept = ~np.isnan(values)
         means[m] = float(values[kept].mean()) if kept.any() else float("nan")
         per_user[m] = {str(u): float(v) for u, v, ok in zip(users, values, kept) if ok}
-    return ScoreResult(metrics=means, per_user=per_user, topk=(users, items, valid))
+    return ScoreResult(metrics=means, per_user=per_user, topk=(users, items, valid),
+                       extra={"topk_scores": top_scores})
 
 
 def write_trec_run(path, users: np.ndarray, items: torch.Tensor, valid: torch.Tensor,
-                   dataset, tag: str) -> None:
+                   dataset, tag: str, scores: Optional[torch.Tensor] = None) -> None:
     """Top-K lists in TREC run format with the dataset's original ids, so any tool
-    (trec_eval, ranx, pytrec_eval) can recompute the metrics."""
+    (trec_eval, ranx, pytrec_eval) can recompute the metrics. The score column holds the
+    model's scores (``%.9g`` keeps a float32 exactly, so the order, ties broken by the
+    smaller item id, survives a round trip) and ranx's score-based fusion can use them;
+    without ``scores`` it holds ``K - rank``."""
     k = items.shape[1]
     u_tok, i_tok = dataset.data.user_tokens, dataset.data.item_tokens
+    score_rows = scores.tolist() if scores is not None else None
     with open(path, "w") as f:
         for row, u in enumerate(users):
             for rank, (i, ok) in enumerate(zip(items[row].tolist(), valid[row].tolist())):
                 if ok:
-                    f.write(f"{u_tok[u]} Q0 {i_tok[i]} {rank + 1} {k - rank} {tag}\n")
+                    score = f"{score_rows[row][rank]:.9g}" if score_rows else str(k - rank)
+                    f.write(f"{u_tok[u]} Q0 {i_tok[i]} {rank + 1} {score} {tag}\n")

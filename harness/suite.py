@@ -247,6 +247,12 @@ class Cell:
     def label(self) -> str:
         return f"{self.method.key} | {self.dataset.key} | seed {self.seed}"
 
+    @property
+    def run_name(self) -> str:
+        """The MLflow run name: the seed right after the method, so a truncated name in the
+        runs table still shows which seed it is."""
+        return f"{self.method.key} | seed {self.seed} | {self.dataset.key}"
+
     def resolved(self) -> dict[str, Any]:
         return {
             "suite": self.suite,

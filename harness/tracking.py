@@ -88,6 +88,7 @@ class Tracker:
     def parent_run(self, name: str, tags: dict[str, str]) -> Iterator[Any]:
         with self.mlflow.start_run(experiment_id=self.experiment_id, run_name=name,
                                    tags={**tags, "bench.kind": "invocation", "bench.git_sha": git_sha(),
+                                         "mlflow.source.git.commit": git_sha(),
                                          **{f"bench.version.{k}": v for k, v in versions().items()}}) as run:
             yield run
 
@@ -125,6 +126,16 @@ class CellLog:
 
     def tmpdir(self) -> tempfile.TemporaryDirectory:
         return tempfile.TemporaryDirectory(prefix="bench-")
+
+    def input(self, name: str, digest: str, task: str = "") -> None:
+        """The cell's dataset as an MLflow input (shown in the UI's Datasets column)."""
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.data.http_dataset_source import HTTPDatasetSource
+
+        dataset = MetaDataset(source=HTTPDatasetSource(f"bench://{name}/{digest}"),
+                              name=name, digest=digest[:36] or None)
+        tags = {"split_id": digest, "task": task} if task else {"split_id": digest}
+        self.mlflow.log_input(dataset, context="test", tags=tags)
 
 
 # --- reading the store (leaderboards, `bench results`, report scripts) ----------------------

@@ -24,3 +24,7 @@ def test_per_problem_values_average_to_the_reported_metrics(tmp_path):
         assert abs(sum(per.values()) / 10 - res.metrics[name]) < 1e-9, name
     assert all(v in (0.0, 1 / 3, 2 / 3, 1.0) or abs(v * 3 - round(v * 3)) < 1e-9
                for v in res.per_user["accuracy_sampled"].values())
+    # the greedy responses come back as samples for the cell's bounded samples.jsonl
+    samples = res.extra["samples"]
+    assert len(samples) == 10 and {"prompt", "response", "correct", "reward"} <= set(samples[0])
+    assert sum(s["correct"] for s in samples) / 10 == res.metrics["accuracy"]

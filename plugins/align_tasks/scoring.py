@@ -19,11 +19,12 @@ def score_reasoning(policy, data: ReasoningData, part: str, samples: int, max_ne
     KL(π‖π_init) per response, and the reward-hacking gap (normalised reward − accuracy)."""
     problems = data.part(part)
     model, tok = policy.model, policy.tokenizer
-    grades = []
+    grades, texts = [], []
     for s in range(0, len(problems), batch_size):
         chunk = problems[s:s + batch_size]
         out = sample_responses(model, tok, [p.prompt for p in chunk], 1, max_new_tokens, 0.0, device)
         grades += [data.grade(p, t) for p, t in zip(chunk, out.texts)]
+        texts += list(out.texts)
     n = len(grades)
     m: dict[str, float] = {
         "accuracy": sum(g.correct for g in grades) / n,
@@ -70,7 +71,12 @@ def score_reasoning(policy, data: ReasoningData, part: str, samples: int, max_ne
                 sums[i] += float(v)
                 counts[i] += 1
             per_user[name] = {str(i): sums[i] / counts[i] for i in sorted(sums)}
-    return ScoreResult(metrics=m, per_user=per_user)
+    # the greedy responses, for the cell's samples.jsonl (the harness bounds its size)
+    samples = [{"id": i, "prompt": p.prompt, "response": t, "answer": str(p.answer),
+                "difficulty": p.difficulty, "decoding": "greedy", "correct": g.correct,
+                "format_ok": g.format_ok, "level": g.level, "reward": g.reward}
+               for i, (p, t, g) in enumerate(zip(problems, texts, grades))]
+    return ScoreResult(metrics=m, per_user=per_user, extra={"samples": samples})
 
 
 @torch.no_grad()
