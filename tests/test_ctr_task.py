@@ -106,3 +106,23 @@ def test_auc_uauc_logloss_equal_a_hand_computed_example():
     assert m["uauc_warm"] == pytest.approx(1.0) and m["uauc_cold"] == pytest.approx(0.5)
     assert m["auc_cold"] == pytest.approx(0.5)
     assert math.isfinite(m["logloss_cold"])
+
+
+def test_loads_a_local_grouplens_copy(tmp_path):
+    """`params: {path: DIR}` reads the GroupLens layout (u.data, u.item in latin-1)."""
+    from harness.tasks.ctr import load_ml100k_ctr
+
+    rng = np.random.default_rng(0)
+    rows = [(u, i, int(rng.integers(1, 6)), 880000000 + 37 * k)
+            for k, (u, i) in enumerate((u, i) for u in range(1, 9) for i in range(1, 13))]
+    (tmp_path / "u.data").write_text("".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in rows))
+    flags = lambda i: "|".join("1" if g == i % 19 else "0" for g in range(19))  # noqa: E731
+    (tmp_path / "u.item").write_bytes("".join(
+        f"{i}|Caf\xe9 Story {i} (199{i % 10})|01-Jan-1995||http://x|{flags(i)}\n"
+        for i in range(1, 13)).encode("latin-1"))
+    data = load_ml100k_ctr(path=str(tmp_path), history_len=2)
+    assert len(data.cf_train) + len(data.valid) + len(data.test) == len(rows)
+    assert data.titles[0] == "Café Story 1 (1991)"
+    assert data.genres[0] == ["Action"]
+    assert data.description(0) == "Café Story 1 (1991) is a Action movie."
+    assert data.cf_train.timestamp.max() <= data.valid.timestamp.min()
