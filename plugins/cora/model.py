@@ -109,10 +109,20 @@ class LLMCTR(nn.Module):
 
     # -- inputs --------------------------------------------------------------------------
     def token_ids(self, part: str) -> list[list[int]]:
+        """The part's prompts as token ids, tokenised once per tokenizer and kept on the
+        dataset object, so the cells of a suite (which share it) do not redo it."""
         if part not in self._ids:
-            prompts = self.data.prompts(self.data.part(part))
-            self._ids[part] = self.tok(prompts, add_special_tokens=False)["input_ids"]
+            cache = self.data.extra.setdefault("ctr_token_ids", {})
+            key = (part, self._vocab_key())
+            if key not in cache:
+                prompts = self.data.prompts(self.data.part(part))
+                cache[key] = self.tok(prompts, add_special_tokens=False)["input_ids"]
+            self._ids[part] = cache[key]
         return self._ids[part]
+
+    def _vocab_key(self) -> str:
+        vocab = sorted(self.tok.get_vocab().items())
+        return hashlib.sha256(repr(vocab).encode()).hexdigest()[:16]
 
     def cf_rows(self, part: str, idx: np.ndarray, shuffle: Optional[torch.Generator]) -> torch.Tensor:
         p = self.data.part(part)
