@@ -244,3 +244,25 @@ def test_lora_storage_is_exact_and_selection_early_stops(data, llm):
     assert lora.storage_bytes == [2 * 4 * TINY.dim * 2 * TINY.layers * 4.0]
     assert all(not b._forward_hooks for b in decoder_layers(llm.model))
     assert not any(p.requires_grad for p in llm.model.parameters())  # base untouched
+
+
+def test_masked_steering_acts_only_under_its_mask_and_is_removed(data, llm):
+    from harness.llm import encode_pairs
+    from plugins.stylevector.steering import steer_masked
+
+    b = encode_pairs(llm.tokenizer, [q.prompt for q in data.test[0].queries],
+                     [q.response for q in data.test[0].queries])
+    ids, att = b["input_ids"], b["attention_mask"]
+    with torch.no_grad():
+        plain = llm.model(input_ids=ids, attention_mask=att).logits
+        vec = torch.randn(TINY.dim) * 20
+        with steer_masked(llm.model, 1, vec, 3.0, torch.zeros_like(ids)):
+            same = llm.model(input_ids=ids, attention_mask=att).logits
+        mask = b["response_mask"]
+        with steer_masked(llm.model, 1, vec, 3.0, mask):
+            moved = llm.model(input_ids=ids, attention_mask=att).logits
+    assert torch.equal(plain, same)
+    first = int(mask[0].nonzero()[0])
+    assert torch.equal(plain[0, :first], moved[0, :first])  # causal: before the mask, unchanged
+    assert not torch.allclose(plain[0, first:], moved[0, first:])
+    assert all(not b._forward_hooks for b in decoder_layers(llm.model))

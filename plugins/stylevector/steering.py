@@ -90,6 +90,26 @@ def steer(model, layer: int, vectors: torch.Tensor, alpha: float, all_positions:
         handle.remove()
 
 
+@contextmanager
+def steer_masked(model, layer: int, vectors: torch.Tensor, alpha: float, mask: torch.Tensor):
+    """Add ``alpha * vectors`` ([B, D] or [D]) at the positions where ``mask`` ([B, T]) is 1,
+    in one teacher-forced forward pass (scoring a given response under steering: the mask
+    covers the last prompt token and the response, the positions generation steers)."""
+    blocks = decoder_layers(model)
+
+    def hook(module, inputs, output):
+        h = _hidden(output)
+        v = (alpha * vectors).to(device=h.device, dtype=h.dtype)
+        v = v.unsqueeze(-2) if v.dim() == 2 else v
+        return _with_hidden(output, h + mask.to(h.device, h.dtype).unsqueeze(-1) * v)
+
+    handle = blocks[layer].register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 @torch.no_grad()
 def sequence_activations(model, tokenizer, prompts: Sequence[str], responses: Sequence[str],
                          layers: Sequence[int], position: str = "last", batch_size: int = 64,
