@@ -257,16 +257,80 @@ def plugins(as_json: bool = _flag("machine-readable output", "--json")):
 
 
 @app.command()
-def ui(tracking_uri: str = typer.Option("sqlite:///mlflow.db", "--tracking-uri"),
-       port: int = typer.Option(5000, "--port"), host: str = typer.Option("127.0.0.1", "--host")):
-    """Open the MLflow UI on the same store `bench run` writes to."""
-    from .tracking import absolute_uri
+def ui(suite: Optional[Path] = typer.Argument(None, help="suite YAML file: open its runs page "
+                                               "(and use its tracking URI)"),
+       tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow store "
+                                                  "(default: the suite's, else sqlite:///mlflow.db)"),
+       port: int = typer.Option(5000, "--port"), host: str = typer.Option("127.0.0.1", "--host"),
+       workers: int = typer.Option(1, "--workers", min=1, help="server worker processes "
+                                   "(MLflow's default of 4 is slow to start on small machines)")):
+    """Open the MLflow UI on the same store `bench run` writes to, with one worker, and print
+    the URL of the suite's runs page."""
+    from .tracking import absolute_uri, redact_uri
+    from .ui import MODEL_TRAINING_NOTE, experiment_pages, mlflow_ui_command
 
-    tracking_uri = absolute_uri(tracking_uri)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri,
-           "--host", host, "--port", str(port)]
-    console.print(f"MLflow UI on http://{host}:{port} (store {tracking_uri}); Ctrl-C stops it.")
-    raise typer.Exit(subprocess.call(cmd))
+    experiment = None
+    if suite is not None:
+        suite_obj, _ = _load(suite, _registry())
+        experiment = suite_obj.suite
+        tracking_uri = tracking_uri or suite_obj.tracking.uri
+    tracking_uri = absolute_uri(tracking_uri or "sqlite:///mlflow.db")
+    base = f"http://{host}:{port}"
+    try:
+        pages = experiment_pages(tracking_uri, base, experiment)
+    except Exception as exc:  # a store that cannot be read: say so, still start the UI
+        pages = []
+        err.print(f"[yellow]warning:[/] could not list experiments: {_one_line(exc)}")
+    console.print(f"MLflow UI on {base} (store {redact_uri(tracking_uri)}, {workers} worker(s)); "
+                  "Ctrl-C stops it.", highlight=False)
+    if experiment is not None and not pages:
+        err.print(f"[yellow]note:[/] no experiment '{experiment}' in this store yet; run "
+                  f"`bench run {suite}` first (same --tracking-uri).", highlight=False)
+    for name, url in pages:
+        console.print(f"runs of {name}: {url}", highlight=False, soft_wrap=True)
+    console.print(MODEL_TRAINING_NOTE, highlight=False)
+    raise typer.Exit(subprocess.call(mlflow_ui_command(tracking_uri, host, port, workers)))
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    trec_qrels = "trec-qrels"
+    recbole = "recbole"
+
+
+@data_app.command("export-split")
+def data_export_split(suite: Path = typer.Argument(..., help="suite YAML file"),
+                      dataset: str = typer.Option(..., "--dataset", help="dataset key (label or "
+                                                  "name) in the suite"),
+                      fmt: ExportFormat = typer.Option(ExportFormat.csv, "--format",
+                                                       help="file format"),
+                      out: Path = typer.Option(Path("exported"), "--out", help="output folder"),
+                      max_len: int = typer.Option(50, "--max-len", min=1, help="recbole, "
+                                                  "sequential task: history length per row")):
+    """Write the exact split a suite uses (original ids) so another library's run can be
+    scored with `bench evaluate`."""
+    from .data.export import export_split
+    from .runner import prepare_dataset
+
+    registry = _registry()
+    suite_obj, _ = _load(suite, registry)
+    entries = {d.key: d for d in suite_obj.datasets}
+    if dataset not in entries:
+        from .registry import closest
+
+        _fail(f"dataset '{dataset}' is not in suite '{suite_obj.suite}'.{closest(dataset, entries)} "
+              f"Datasets: {', '.join(entries)}.")
+    entry = entries[dataset]
+    task = entry.task or registry.catalogue.dataset(entry.name).default_task
+    try:
+        ds = prepare_dataset(entry, task, registry)
+        paths = export_split(ds, fmt.value, out, max_len=max_len)
+    except BenchError as exc:
+        _fail(str(exc))
+    for p in paths:
+        console.print(f"wrote {p}", highlight=False)
+    console.print(f"split id {ds.split_id}; score a run made on it with: bench evaluate --run RUN "
+                  f"--suite {suite} --dataset {dataset} --split {ds.split_id}", highlight=False)
 
 
 @data_app.command("get")

@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from harness.blocks.sequence import chronological_sequences  # noqa: E402
+from harness.data.export import export_recbole_sequential as export_sequential  # noqa: E402
+from harness.data.export import export_recbole_topk as export_topk  # noqa: E402
 from harness.registry import Registry  # noqa: E402
 from harness.runner import prepare_dataset, run_cell  # noqa: E402
 from harness.suite import load_suite  # noqa: E402
@@ -40,43 +41,6 @@ HERE = Path(__file__).resolve().parent
 WORK = ROOT / ".bench_cache" / "recbole_parity"
 VENV = Path(os.environ.get("RECBOLE_VENV", ROOT / ".bench_cache" / "recbole-venv"))
 RECBOLE_NAME = {"bpr_mf": "BPR", "lightgcn": "LightGCN", "sasrec": "SASRec"}
-
-
-def export_topk(ds, folder: Path) -> None:
-    """bench split -> <name>.{train,valid,test}.inter (RecBole benchmark_filename)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    d = ds.data
-    for part, idx in (("train", ds.train_idx), ("valid", ds.valid_idx), ("test", ds.test_idx)):
-        with open(folder / f"{folder.name}.{part}.inter", "w") as f:
-            f.write("user_id:token\titem_id:token\n")
-            for u, i in zip(d.user[idx], d.item[idx]):
-                f.write(f"{d.user_tokens[u]}\t{d.item_tokens[i]}\n")
-
-
-def export_sequential(ds, folder: Path, max_len: int) -> dict:
-    """Leave-one-out split -> RecBole's pre-augmented sequential benchmark files: one row
-    per training target with its previous ``max_len`` items, one valid row (history =
-    train) and one test row (history = train+valid) per user, in bench's time order.
-    Returns the per-user exclusion lists (train+valid item tokens) for masked metrics."""
-    folder.mkdir(parents=True, exist_ok=True)
-    d = ds.data
-    ut, it = d.user_tokens, d.item_tokens
-    train = chronological_sequences(ds, ("train",))
-    train_valid = chronological_sequences(ds, ("train", "valid"))
-    valid, test = ds.part("valid"), ds.part("test")
-    header = "user_id:token\titem_id:token\titem_id_list:token_seq\n"
-    row = lambda u, target, hist: f"{ut[u]}\t{it[target]}\t{' '.join(it[h] for h in hist[-max_len:])}\n"  # noqa: E731
-    with open(folder / f"{folder.name}.train.inter", "w") as f:
-        f.write(header)
-        for u, seq in enumerate(train):
-            for t in range(1, len(seq)):
-                f.write(row(u, seq[t], seq[:t]))
-    for part, inter, hist in (("valid", valid, train), ("test", test, train_valid)):
-        with open(folder / f"{folder.name}.{part}.inter", "w") as f:
-            f.write(header)
-            for u, target in zip(inter.user, inter.item):
-                f.write(row(u, target, hist[u]))
-    return {str(ut[u]): [str(it[i]) for i in seq] for u, seq in enumerate(train_valid)}
 
 
 def recbole_config(method: str, p: dict, folder: Path, epochs: int) -> dict:
