@@ -426,9 +426,10 @@ def leaderboard(suite: Path = typer.Argument(..., help="suite YAML file"),
                 tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri",
                                                            help="MLflow store to read"),
                 out: Path = typer.Option(Path("leaderboards"), "--out", help="output folder"),
-                test: TestChoice = typer.Option("student", "--test", help="significance test "
-                                                "(paired per user/puzzle/prompt unless named "
-                                                "otherwise)"),
+                test: TestChoice = typer.Option("seeds", "--test", help="significance test: seeds "
+                                                "(paired t over training runs, the default), "
+                                                "bootstrap (seeds, then users), student/fisher "
+                                                "(per user, seed-averaged)"),
                 alpha: float = typer.Option(0.05, "--alpha", help="significance level after Holm"),
                 split_id: Optional[list[str]] = typer.Option(None, "--split-id", help="keep only "
                                                              "runs on these split ids"),

@@ -88,6 +88,9 @@ def paired_test(control: np.ndarray, treatment: np.ndarray, test: str = "student
     if test == "student":
         if np.allclose(control, treatment):
             return 1.0  # identical scores: scipy would return nan
+        d = np.asarray(treatment, dtype=np.float64) - np.asarray(control, dtype=np.float64)
+        if np.allclose(d, d[0], rtol=0.0, atol=1e-12):
+            return 0.0  # the same non-zero shift for every unit: t is infinite
         p, _ = paired_student_t_test(control, treatment)
     elif test == "fisher":
         p = fisher_randomisation(control, treatment, n_permutations, seed)

@@ -89,8 +89,9 @@ def test_leaderboard_against_another_baseline_writes_its_own_files(store):
     assert [p.name for p in paths] == ["lbtest-vs-bpr_mf.md", "lbtest-vs-bpr_mf.html",
                                        "lbtest-vs-bpr_mf.png"]
     md = paths[0].read_text()
-    assert "| bpr_mf (baseline) |" in md and "| pop (baseline) |" not in md
-    assert "against 'bpr_mf'" in md
+    assert "| bpr_mf (baseline) \\[still improving in 2/2 runs\\] |" in md  # 4 epochs, patience 5
+    assert "| pop (baseline) |" not in md
+    assert "| pop | bpr_mf | 2 |" in md and "than the baseline 'bpr_mf'" in md
     with pytest.raises(BenchError, match="Did you mean: bpr_mf"):
         build_leaderboard(suite, reg, tracking_uri=uri, out_dir=out, baseline="bpr_m")
 
@@ -124,8 +125,10 @@ def test_latest_run_per_cell_wins_after_force(store, tmp_path):
     run_suite(s, cells, reg, tracking_uri=uri, cache_dir=tmp)
     run_suite(s, cells, reg, tracking_uri=uri, cache_dir=tmp, force=True)
     md = build_leaderboard(s, reg, tracking_uri=uri, out_dir=tmp_path)[0].read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| method"))
     row = next(line for line in md.splitlines() if line.startswith("| pop"))
-    assert row.split("|")[-3].strip() == "2"  # 2 seeds, not 4 runs
+    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in row.split("|")]))
+    assert cells["seeds"] == "2"  # 2 seeds, not 4 runs
 
 
 def test_evaluate_round_trip_and_leaderboard_entry(store, tmp_path):

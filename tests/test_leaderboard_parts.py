@@ -64,7 +64,11 @@ def test_aggregate_without_mlflow_leaves_out_labels_no_longer_in_the_suite(reg):
     assert board.rows[0].stats["ndcg@10"] == pytest.approx((0.2, 0.1414213, 2), rel=1e-5)
     assert board.best["ndcg@10"] == {"b"} and board.unit == "users"
     assert any("gone" in n and "no longer a method" in n for n in board.notes)
-    assert any("over users" in n for n in board.notes)
+    # the default test is over training runs: two seeds are too few for a mark
+    assert any("fewer than 3 training seeds" in n for n in board.notes)
+    [users] = build_boards(suite, reg.catalogue, runs, lambda r: per_unit[r.run_id],
+                           BoardOptions(test="student"))
+    assert any("over users" in n for n in users.notes)
 
 
 def test_aggregate_takes_extra_columns_and_flags(reg):
@@ -89,7 +93,8 @@ def test_markdown_escapes_labels(reg):
     md = render_markdown(suite, [board], "cmd", 0.05,
                          {"when": "now", "store": "s", "git": "g", "png_name": "x.png"})
     row = next(line for line in md.splitlines() if line.startswith("| a"))
-    assert row.count("|") - row.count(r"\|") == 2 + 1 + 2  # method, ndcg, seeds, budget
+    # method, ndcg, then the extra columns (seeds, budget, steps, epochs, train s)
+    assert row.count("|") - row.count(r"\|") == 2 + 1 + len(board.column_names)
     assert r"\[l\](http" in row
 
 
@@ -137,7 +142,10 @@ def test_html_scrolls_tables_and_has_pvalues_and_directions(store, reg, tmp_path
     suite, uri, _ = store
     page = build_leaderboard(suite, reg, tracking_uri=uri, out_dir=tmp_path)[1].read_text()
     assert "<div class='scroll'><table>" in page and "overflow-x:auto" in page
-    assert "<table class='pvalues'>" in page and "paired over users" in page
+    assert "<table class='pvalues'>" in page and "over training runs paired by seed" in page
+    per_user = build_leaderboard(suite, reg, tracking_uri=uri, out_dir=tmp_path,
+                                 test="student")[1].read_text()
+    assert "paired over users" in per_user
     assert "ndcg@10 ↑" in page and ".plot img{max-width:100%" in page
 
 

@@ -14,8 +14,13 @@ Extension points, so later work plugs in without touching the renderers:
 - a row flag (e.g. "best epoch at the end of the budget") is a :data:`Flagger` in
   :data:`FLAGGERS` (or :class:`BoardOptions.flaggers`); flags are shown next to the
   method and listed in ``bench results``;
-- the baseline of a board comes from :meth:`BoardOptions.baseline_for`, so a per-group
-  baseline only overrides that method.
+- the baseline of each row comes from :meth:`BoardOptions.baseline_of` (a method's own
+  ``baseline:`` in the suite, else the suite's), so a per-group baseline overrides only
+  the methods of that group.
+
+The default test is over **training runs** (``seeds``: runs paired by seed); the per-unit
+tests (``student``, ``fisher``: users, puzzles or prompts of seed-averaged scores) stay
+available as labelled options. Arms with fewer than three shared seeds get no mark.
 """
 from __future__ import annotations
 
@@ -24,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Protocol, Sequence
 
 from ..api import BenchError
-from ..significance import Comparison, compare_to_baseline
-from .runs import RunRecord
+from ..claims import Verdict, judge
+from ..significance import MIN_SEEDS, UNIT_LABELS, Comparison, compare_runs
+from .runs import RunRecord, mean_std
 
 BETTER, WORSE = "▲", "▼"
 
@@ -76,8 +82,11 @@ class Board:
     lower_better: set[str] = field(default_factory=set)  # metrics where smaller wins
     baseline: Optional[str] = None
     task: str = "topk"
-    test: str = "student"
+    test: str = "seeds"
     column_names: list[str] = field(default_factory=list)  # extra columns, in order
+    #: method -> the label it is tested against (a per-group baseline differs from `baseline`)
+    baseline_of: dict[str, str] = field(default_factory=dict)
+    claims: list[Verdict] = field(default_factory=list)  # the suite's claims, judged here
 
     @property
     def unit(self) -> str:
@@ -102,47 +111,72 @@ class SignificanceTest(Protocol):
 
     name: str
 
-    def compare(self, rows: Sequence[Row], baseline: str, metrics: Sequence[str],
-                load: PerUnitLoader) -> tuple[list[Comparison], list[str]]:
-        """(comparisons, notes for the board)."""
+    def compare(self, rows: Sequence[Row], baseline_of: Mapping[str, str],
+                metrics: Sequence[str], load: PerUnitLoader
+                ) -> tuple[list[Comparison], list[str]]:
+        """(comparisons of each method with ``baseline_of[method]``, notes for the board)."""
 
     def describe(self, baseline: str, n_methods: int, unit: str) -> str:
         """The footnote: what was tested, on which unit, how it was corrected."""
 
 
+def per_seed_values(rows: Sequence[Row], metrics: Sequence[str], load: PerUnitLoader
+                    ) -> tuple[dict[str, dict[str, dict[str, Mapping[str, float]]]], list[str]]:
+    """``{method: {metric: {seed: {unit: value}}}}`` from the runs' per-unit artifacts, and
+    notes naming the rows that have none (they are not tested)."""
+    notes: list[str] = []
+    out: dict[str, dict[str, dict[str, Mapping[str, float]]]] = {}
+    for row in rows:
+        loaded = [(r.seed, load(r)) for r in row.runs]
+        if any(p is None for _, p in loaded):
+            notes.append(f"{row.method}: no per-unit metrics (non-ranking task or old "
+                         "run): not tested.")
+            continue
+        out[row.method] = {m: {seed: p[m] for seed, p in loaded} for m in metrics
+                           if all(m in p for _, p in loaded)}
+    return out, notes
+
+
 @dataclass
-class PairedPerUnitTest:
-    """Paired test on per-unit values (users, puzzles, prompts) averaged over seeds, Holm
-    over the methods compared per metric (see :mod:`harness.significance`)."""
+class PairedTest:
+    """A paired test of each method against its baseline, Holm over the methods compared
+    per metric (see :mod:`harness.significance`). ``unit`` is what one observation is:
+    a training run (``seeds``, the default), seeds then units (``bootstrap``), or a unit
+    of seed-averaged scores (``users``: the per-user ``student``/``fisher`` tests)."""
 
-    name: str  # student | fisher
+    name: str
+    unit: str = "seeds"
 
-    def compare(self, rows, baseline, metrics, load):
-        notes: list[str] = []
-        per_unit: dict[str, dict[str, list]] = {}
-        for row in rows:
-            loaded = [load(r) for r in row.runs]
-            if any(p is None for p in loaded):
-                notes.append(f"{row.method}: no per-unit metrics (non-ranking task or old "
-                             "run): not tested.")
-                continue
-            per_unit[row.method] = {m: [p[m] for p in loaded] for m in metrics
-                                    if all(m in p for p in loaded)}
-        if baseline not in per_unit:
-            return [], notes + [f"baseline '{baseline}' has no per-unit metrics: "
-                                "significance skipped."]
-        return compare_to_baseline(per_unit, baseline, metrics, self.name), notes
+    def compare(self, rows, baseline_of, metrics, load):
+        per_seed, notes = per_seed_values(rows, metrics, load)
+        missing = sorted({b for m, b in baseline_of.items() if m in per_seed
+                          and b not in per_seed and b in {r.method for r in rows}})
+        notes += [f"baseline '{b}' has no per-unit metrics: its comparisons are skipped."
+                  for b in missing]
+        comps = compare_runs(per_seed, baseline_of, metrics, unit=self.unit,
+                             test="student" if self.unit != "users" else self.name)
+        few = sorted({c.method for c in comps if c.unit != "users" and c.n_seeds < MIN_SEEDS})
+        if few:
+            notes.append(f"no significance mark for {', '.join(few)}: fewer than {MIN_SEEDS} "
+                         "training seeds shared with the baseline.")
+        return comps, notes
 
     def describe(self, baseline, n_methods, unit):
+        if self.unit == "users":
+            what = (f"two-sided paired {self.name} test over {unit}, each {unit[:-1]}'s value "
+                    "averaged over seeds (ignores training variance)")
+        else:
+            what = UNIT_LABELS[self.unit]
         return (f"{BETTER}/{WORSE}: significantly better/worse than the baseline '{baseline}' "
-                f"(two-sided paired {self.name} test via ranx over {unit}, each {unit[:-1]}'s "
-                f"value averaged over seeds; Holm-corrected over the {n_methods} method(s) "
-                "compared, per metric).")
+                f"({what}; Holm-corrected over the {n_methods} method(s) compared, per "
+                f"metric; test: `{self.name}`).")
 
 
 SIGNIFICANCE_TESTS: dict[str, SignificanceTest] = {
-    "student": PairedPerUnitTest("student"),
-    "fisher": PairedPerUnitTest("fisher"),
+    "seeds": PairedTest("seeds", "seeds"),
+    "bootstrap": PairedTest("bootstrap", "bootstrap"),
+    "student": PairedTest("student", "users"),
+    "fisher": PairedTest("fisher", "users"),
 }
 
 
@@ -154,25 +188,65 @@ class Column:
     value: Callable[[Row], str]
 
 
-COLUMNS: list[Column] = [Column("seeds", lambda row: str(len(row.runs))),
-                         Column("tuning budget", lambda row: row.budget)]
+def _run_values(row: Row, metric: str) -> list[float]:
+    return [r.metrics[metric] for r in row.runs if metric in r.metrics]
+
+
+def _mean_text(row: Row, metric: str, digits: int = 0) -> str:
+    values = _run_values(row, metric)
+    return f"{statistics.fmean(values):,.{digits}f}" if values else "–"
+
+
+def _epochs_text(row: Row) -> str:
+    """best / run / budget epochs (means over seeds, 1-based) for epoch-based training."""
+    best, run, budget = (_run_values(row, k) for k in ("best_epoch", "epochs_run", "epoch_budget"))
+    if not best or not budget:
+        return "–"
+    return (f"{statistics.fmean(best) + 1:.0f} / {statistics.fmean(run or budget):.0f} / "
+            f"{statistics.fmean(budget):.0f}")
+
+
+COLUMNS: list[Column] = [
+    Column("seeds", lambda row: str(len(row.runs))),
+    Column("tuning budget", lambda row: row.budget),
+    Column("optimiser steps", lambda row: _mean_text(row, "optimizer_steps")),
+    Column("epochs best/run/budget", _epochs_text),
+    Column("train s", lambda row: mean_std(_run_values(row, "train_seconds"), 1)),
+]
 
 #: a row flag: (row, board) -> short text, or None when the row is fine
 Flagger = Callable[[Row, Board], Optional[str]]
-FLAGGERS: list[Flagger] = []
+
+
+def still_improving_flag(row: Row, board: Board) -> Optional[str]:
+    """Flags an arm any of whose runs had its best validation epoch in the last
+    ``patience`` evaluations of its budget (:func:`harness.api.still_improving`)."""
+    n = sum(r.metrics.get("still_improving", 0.0) > 0 for r in row.runs)
+    return f"still improving in {n}/{len(row.runs)} runs" if n else None
+
+
+FLAGGERS: list[Flagger] = [still_improving_flag]
 
 
 @dataclass
 class BoardOptions:
-    test: str = "student"
+    test: str = "seeds"
     split_ids: Optional[Sequence[str]] = None
     baseline: Optional[str] = None  # default: the suite's `baseline:`
     columns: Optional[list[Column]] = None  # default: COLUMNS
     flaggers: Optional[list[Flagger]] = None  # default: FLAGGERS
 
     def baseline_for(self, suite, dataset_key: str) -> Optional[str]:
-        """The method every other row of this dataset's board is tested against."""
+        """The board's main baseline (the suite's, or the ``--baseline`` override)."""
         return self.baseline if self.baseline is not None else suite.baseline
+
+    def baseline_of(self, suite) -> dict[str, str]:
+        """Method -> the label it is tested against: with a ``--baseline`` override every
+        method is tested against it; otherwise a method's own ``baseline:``, else the
+        suite's."""
+        if self.baseline is not None:
+            return {m.key: self.baseline for m in suite.methods if m.key != self.baseline}
+        return suite.baseline_of()
 
     def significance_test(self) -> SignificanceTest:
         if self.test not in SIGNIFICANCE_TESTS:
@@ -215,6 +289,7 @@ def build_boards(suite, catalogue, runs: list[RunRecord], load: PerUnitLoader,
     longer has are left out and named in a note (``bench evaluate`` entries stay)."""
     options = options or BoardOptions()
     test = options.significance_test()
+    load = _memoised(load)  # tests and claims read the same per-unit artifacts
     columns = COLUMNS if options.columns is None else options.columns
     flaggers = FLAGGERS if options.flaggers is None else options.flaggers
     if options.split_ids:
@@ -252,7 +327,19 @@ def build_boards(suite, catalogue, runs: list[RunRecord], load: PerUnitLoader,
         baseline = options.baseline_for(suite, entry.key)
         board = Board(entry.key, split_id, protocol_id, rows, best, {}, [], lower, baseline,
                       task, test.name, [c.header for c in columns])
+        board.baseline_of = {m: b for m, b in options.baseline_of(suite).items()
+                             if m in methods and b in methods}
+        if baseline in methods:  # a bench-evaluate entry is tested against the main baseline
+            board.baseline_of.update({m: baseline for m in methods
+                                      if m not in board.baseline_of and m != baseline
+                                      and m not in order})
         board.comparisons, board.notes = _significance(board, test, metrics, load)
+        claims = [c for c in getattr(suite, "claims", []) if c.dataset in (None, entry.key)]
+        if claims:
+            per_seed, _ = per_seed_values(rows, sorted({c.metric for c in claims}), load)
+            flagged = {r.method: sum(x.metrics.get("still_improving", 0.0) > 0 for x in r.runs)
+                       for r in rows}
+            board.claims = judge(claims, per_seed, flagged)
         missing = [m for m in order if m not in methods]
         if missing:
             board.notes.append(f"no finished runs yet for: {', '.join(missing)}.")
@@ -270,14 +357,29 @@ def build_boards(suite, catalogue, runs: list[RunRecord], load: PerUnitLoader,
     return boards
 
 
+def _memoised(load: PerUnitLoader) -> PerUnitLoader:
+    cache: dict[str, Optional[Mapping[str, Mapping[str, float]]]] = {}
+
+    def cached(run: RunRecord):
+        if run.run_id not in cache:
+            cache[run.run_id] = load(run)
+        return cache[run.run_id]
+
+    return cached
+
+
 def _significance(board: Board, test: SignificanceTest, metrics: list[str],
                   load: PerUnitLoader) -> tuple[dict, list[str]]:
     baseline = board.baseline
-    if not baseline:
-        return {}, ["no `baseline:` in the suite: significance tests skipped."]
-    if baseline not in {r.method for r in board.rows}:
+    if not board.baseline_of:
+        if not baseline:
+            return {}, ["no `baseline:` in the suite: significance tests skipped."]
         return {}, [f"baseline '{baseline}' has no finished runs: significance skipped."]
-    comps, notes = test.compare(board.rows, baseline, metrics, load)
+    comps, notes = test.compare(board.rows, board.baseline_of, metrics, load)
     if comps:
-        notes.append(test.describe(baseline, len({c.method for c in comps}), board.unit))
+        others = sorted({c.baseline for c in comps} - {baseline})
+        label = baseline or ", ".join(others)
+        if baseline and others:
+            label += f" (per-group baselines: {', '.join(others)})"
+        notes.append(test.describe(label, len({c.method for c in comps}), board.unit))
     return {(c.method, c.metric): c for c in comps}, notes

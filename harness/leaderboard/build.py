@@ -73,7 +73,7 @@ def load_boards(suite, registry: Registry, tracking_uri: Optional[str] = None,
 
 def build_leaderboard(suite, registry: Registry, *, tracking_uri: Optional[str] = None,
                       out_dir: Path = Path("leaderboards"), command: Optional[str] = None,
-                      test: str = "student", alpha: float = 0.05,
+                      test: str = "seeds", alpha: float = 0.05,
                       split_ids: Optional[Sequence[str]] = None,
                       baseline: Optional[str] = None) -> list[Path]:
     """Write ``<out_dir>/<suite>.md``, ``.html`` and ``.png``; return their paths.

@@ -45,6 +45,34 @@ def _row_name(row: Row, board: Board) -> str:
     return name + "".join(f" [{f}]" for f in row.flags)
 
 
+CLAIMS_NOTE = ("Judged from the runs above, never by hand: seed-level paired t-test, the "
+               "suite's claims one Holm family; an arm still improving at its epoch budget, "
+               "or with fewer than three seeds, makes a claim not testable here.")
+
+
+def p_value_unit(board: Board) -> str:
+    """What one observation of the board's test is, in words."""
+    if board.test in ("seeds", "bootstrap"):
+        return "over training runs paired by seed" + (
+            ", then " + board.unit if board.test == "bootstrap" else "")
+    return f"paired over {board.unit} of seed-averaged scores"
+
+
+def p_value_rows(board: Board, metrics: list[str]):
+    """(row, its baseline, shared seeds, comparisons per metric) for every tested row."""
+    for row in board.rows:
+        base = board.baseline_of.get(row.method)
+        if base is None:
+            continue
+        ps = [board.comparisons.get((row.method, m)) for m in metrics]
+        seeds = max((c.n_seeds for c in ps if c is not None), default=0)
+        yield row, base, seeds or "–", ps
+
+
+def p_text(comp) -> str:
+    return "–" if comp is None or comp.p_holm != comp.p_holm else f"{comp.p_holm:.2g}"
+
+
 def _header(metric: str, board: Board) -> str:
     return f"{metric} {board.direction(metric)}"
 
@@ -76,17 +104,17 @@ def render_markdown(suite, boards: list[Board], command: str, alpha: float,
             lines.append("| " + " | ".join([md_escape(_row_name(row, b)), *cells, *extra]) + " |")
         lines.append("")
         if b.comparisons:
-            lines += [f"Holm-adjusted p-values against '{md_escape(b.baseline)}' (α = {alpha}, "
-                      f"paired over {b.unit}):", "",
-                      "| method | " + " | ".join(metrics) + " |",
-                      "|" + "---|" * (len(metrics) + 1)]
-            for row in b.rows:
-                if row.method == b.baseline:
-                    continue
-                ps = [b.comparisons.get((row.method, m)) for m in metrics]
-                lines.append(f"| {md_escape(row.method)} | " + " | ".join(
-                    "–" if c is None else f"{c.p_holm:.2g}" for c in ps) + " |")
+            lines += [f"Holm-adjusted p-values (α = {alpha}, {p_value_unit(b)}; – = not "
+                      "tested or too few seeds):", "",
+                      "| method | vs | seeds | " + " | ".join(metrics) + " |",
+                      "|" + "---|" * (len(metrics) + 3)]
+            for row, base, n_seeds, ps in p_value_rows(b, metrics):
+                lines.append(f"| {md_escape(row.method)} | {md_escape(base)} | {n_seeds} | "
+                             + " | ".join(p_text(c) for c in ps) + " |")
             lines.append("")
+        if b.claims:
+            lines += ["### Claims", "", CLAIMS_NOTE, ""]
+            lines += [f"- {md_escape(v.line())}" for v in b.claims] + [""]
         for note in b.notes:
             lines.append(f"- {md_escape(note)}")
         lines.append("")
@@ -145,17 +173,18 @@ def render_html(suite, boards: list[Board], command: str, alpha: float,
             out.append(f"<tr><td>{name}</td>{''.join(tds)}{extra}</tr>")
         out.append("</tbody></table></div>")
         if b.comparisons:
-            out.append(f"<p>Holm-adjusted p-values against '{e(b.baseline)}' (α = {alpha}, "
-                       f"paired over {e(b.unit)}):</p>")
+            out.append(f"<p>Holm-adjusted p-values (α = {alpha}, {e(p_value_unit(b))}; – = "
+                       "not tested or too few seeds):</p>")
             out.append("<div class='scroll'><table class='pvalues'><thead><tr><th>method</th>"
+                       "<th>vs</th><th>seeds</th>"
                        + "".join(f"<th>{e(m)}</th>" for m in metrics) + "</tr></thead><tbody>")
-            for row in b.rows:
-                if row.method == b.baseline:
-                    continue
-                ps = [b.comparisons.get((row.method, m)) for m in metrics]
-                out.append(f"<tr><td>{e(row.method)}</td>" + "".join(
-                    f"<td>{'–' if c is None else f'{c.p_holm:.2g}'}</td>" for c in ps) + "</tr>")
+            for row, base, n_seeds, ps in p_value_rows(b, metrics):
+                out.append(f"<tr><td>{e(row.method)}</td><td>{e(base)}</td><td>{n_seeds}</td>"
+                           + "".join(f"<td>{p_text(c)}</td>" for c in ps) + "</tr>")
             out.append("</tbody></table></div>")
+        if b.claims:
+            out.append(f"<h3>Claims</h3><p>{e(CLAIMS_NOTE)}</p><ul>"
+                       + "".join(f"<li>{e(v.line())}</li>" for v in b.claims) + "</ul>")
         if b.notes:
             out.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in b.notes) + "</ul>")
     out.append(f"<h2>Plot</h2><div class='plot'><img alt='{e(suite.suite)} plot' "
