@@ -471,7 +471,7 @@ def results(suite: Path = typer.Argument(..., help="suite YAML file"),
                                                "(default: stdout; parquet needs a file)"),
             tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri",
                                                        help="MLflow store to read"),
-            test: TestChoice = typer.Option("student", "--test", help="significance test"),
+            test: TestChoice = typer.Option("seeds", "--test", help="significance test (as bench leaderboard)"),
             alpha: float = typer.Option(0.05, "--alpha", help="significance level after Holm"),
             baseline: Optional[str] = typer.Option(None, "--baseline", help="test against this "
                                                    "method instead of the suite's baseline")):

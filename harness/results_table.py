@@ -31,7 +31,7 @@ def _suite_and_registry(suite: Union[str, Path, Any], registry: Any):
 
 
 def results(suite: Union[str, Path, Any], tracking_uri: Optional[str] = None, *,
-            per_seed: bool = False, registry: Any = None, test: str = "student",
+            per_seed: bool = False, registry: Any = None, test: str = "seeds",
             alpha: float = 0.05, baseline: Optional[str] = None):
     """A pandas DataFrame of a suite's finished results (a suite file path or a ``Suite``).
 
@@ -69,12 +69,14 @@ def results(suite: Union[str, Path, Any], tracking_uri: Optional[str] = None, *,
                     "suite": suite.suite, "dataset": b.dataset, "method": row.method,
                     "metric": metric, "direction": "min" if metric in b.lower_better else "max",
                     "mean": mean, "std": std, "n_seeds": n,
-                    "best": row.method in b.best.get(metric, set()), "baseline": b.baseline,
+                    "best": row.method in b.best.get(metric, set()),
+                    "baseline": comp.baseline if comp else b.baseline_of.get(row.method),
                     "delta": comp.delta if comp else None,
                     "p_value": comp.p_value if comp else None,
                     "p_holm": comp.p_holm if comp else None,
                     "significant": comp.significant(alpha) if comp else None,
-                    "test": b.test if comp else None, "unit": b.unit if comp else None,
+                    "test": b.test if comp else None,
+                    "unit": (comp.unit if comp.unit != "users" else b.unit) if comp else None,
                     "flags": "; ".join(row.flags), "split_id": b.split_id,
                     "protocol_id": b.protocol_id})
     return pd.DataFrame(rows, columns=SEED_COLUMNS if per_seed else BOARD_COLUMNS)

@@ -20,7 +20,7 @@ RAW = {"suite": "restest",
        "methods": [{"name": "pop"},
                    {"name": "bpr_mf", "params": {"dim": 16, "epochs": 3, "lr": 0.01,
                                                  "batch_size": 512}}],
-       "seeds": [0, 1], "metrics": ["ndcg@10", "recall@10"], "baseline": "pop",
+       "seeds": [0, 1, 2], "metrics": ["ndcg@10", "recall@10"], "baseline": "pop",
        "tracking": {"uri": "sqlite:///mlflow.db"}}
 
 
@@ -55,15 +55,15 @@ def test_csv_round_trips_through_pandas_with_the_boards_numbers(ran, monkeypatch
     frame = pd.read_csv(io.StringIO(res.stdout))
     assert list(frame.columns[:8]) == ["suite", "dataset", "method", "metric", "direction",
                                        "mean", "std", "n_seeds"]
-    assert len(frame) == 2 * 2 and set(frame["n_seeds"]) == {2}
+    assert len(frame) == 2 * 2 and set(frame["n_seeds"]) == {3}
     md = (tmp / "lb" / "restest.md").read_text()
     for _, r in frame.iterrows():
         line = next(l for l in md.splitlines() if l.startswith(f"| {r['method']}"))
         col = 1 + ["ndcg@10", "recall@10"].index(r["metric"])
         assert f"{r['mean']:.4f} ± {r['std']:.4f}" in line.split("|")[1 + col]
     bpr = frame[(frame.method == "bpr_mf") & (frame.metric == "ndcg@10")].iloc[0]
-    assert bpr["baseline"] == "pop" and bpr["unit"] == "users" and bpr["test"] == "student"
-    pvals = re.findall(r"^\| bpr_mf \| (\S+) \| (\S+) \|$", md, re.M)[0]
+    assert bpr["baseline"] == "pop" and bpr["unit"] == "seeds" and bpr["test"] == "seeds"
+    pvals = re.findall(r"^\| bpr_mf \| pop \| 3 \| (\S+) \| (\S+) \|$", md, re.M)[0]
     assert f"{bpr['p_holm']:.2g}" == pvals[0]
     pop = frame[frame.method == "pop"]
     assert pop["p_value"].isna().all()  # the baseline is not tested against itself
@@ -81,7 +81,7 @@ def test_per_seed_json_parquet_latex(ran, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp)
     res = cli.invoke(app, ["results", str(path), "--per-seed", "--format", "json"])
     rows = json.loads(res.stdout)
-    assert len(rows) == 2 * 2 * 2 and {r["seed"] for r in rows} == {"0", "1"}
+    assert len(rows) == 2 * 3 * 2 and {r["seed"] for r in rows} == {"0", "1", "2"}
     board = harness.results(path)
     for (method, metric), group in pd.DataFrame(rows).groupby(["method", "metric"]):
         mean = board[(board.method == method) & (board.metric == metric)]["mean"].iloc[0]
