@@ -266,3 +266,25 @@ def test_masked_steering_acts_only_under_its_mask_and_is_removed(data, llm):
     assert torch.equal(plain[0, :first], moved[0, :first])  # causal: before the mask, unchanged
     assert not torch.allclose(plain[0, first:], moved[0, first:])
     assert all(not b._forward_hooks for b in decoder_layers(llm.model))
+
+
+@pytest.mark.parametrize("task,profile", [
+    ("LaMP_4", [{"id": "p1", "text": "rain falls in town", "title": "Rain Falls Again"},
+                {"id": "p2", "text": "cats nap all day", "title": "Cats Nap All Day"}]),
+    ("LaMP_7", [{"id": "p1", "text": "so tired today lol"}, {"id": "p2", "text": "coffee time lol"}]),
+])
+def test_every_arm_runs_on_lamp_format_users(tmp_path, task, profile):
+    qs = [{"id": str(i), "input": f"headline for: story number {i}", "profile": profile}
+          for i in range(4)]
+    golds = {"golds": [{"id": str(i), "output": f"Story {i} Lol"} for i in range(4)]}
+    q, o = _lamp(tmp_path, qs, golds)
+    d = load_lamp(q, o, task=task, valid_share=0.5)
+    cfg = TINY.model_copy(update={"sft_steps": 5})
+    prompts, responses = d.sft_pairs()
+    llm = load_llm(cfg, d.corpus(), prompts, responses, cache_dir=tmp_path / "c", device="cpu")
+    for cls, kw in ((arms.NoPersonalization, {}), (arms.RAGBM25, {"ks": [1]}),
+                    (arms.StyleVector, {"layers": [1], "alphas": [1.0]})):
+        arm = _arm(cls, d, llm, **kw)
+        preds = arm.predict(d.test)
+        means, _ = score_predictions(d.test, preds)
+        assert set(means) == {"rouge_1", "rouge_l", "meteor"}  # no style/content on real data

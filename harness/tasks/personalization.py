@@ -296,6 +296,11 @@ LAMP_TASKS: dict[str, tuple[Optional[str], str]] = {
 }
 
 
+#: the input of a profile item for tasks whose profile has outputs only (LaMP-7 tweets):
+#: StyleVector's negative ŷ_i = LLM(x_i) needs some x_i, and generation a non-empty prompt
+NO_INPUT_PROMPT = "write :"
+
+
 def _read_json(path: Path, what: str):
     if not path.is_file():
         raise BenchError(f"lamp {what} file '{path}' does not exist.")
@@ -342,7 +347,7 @@ def load_lamp(questions: str | Path, outputs: str | Path | None = None, task: st
         for j, g in enumerate(_need(og, "golds", f"lamp outputs file '{opath}'", list)):
             where = f"lamp outputs file '{opath}': golds[{j}]"
             golds[str(_need(g, "id", where, (str, int)))] = _need(g, "output", where)
-    users, pretrain = [], []
+    users = []
     for i, q in enumerate(qs):
         where = f"lamp questions file '{qpath}': entry {i}"
         qid = str(_need(q, "id", where, (str, int)))
@@ -355,15 +360,15 @@ def load_lamp(questions: str | Path, outputs: str | Path | None = None, task: st
         hist = []
         for j, item in enumerate(profile[:max_history] if max_history else profile):
             w = f"{where} (id {qid}): profile[{j}]"
-            hin = _need(item, in_key, w) if in_key else ""
+            hin = _need(item, in_key, w) if in_key else NO_INPUT_PROMPT
             hist.append(Example(hin, _need(item, out_key, w), str(item.get("id", j))))
         if not hist:
             raise BenchError(f"{where} (id {qid}): empty profile.")
-        pretrain += [(e.prompt, e.response) for e in hist]
         users.append(User(qid, hist, [Example(prompt, ref, qid)]))
     rng = random.Random(seed)
     rng.shuffle(users)
     users = users[:max_users] if max_users else users
+    pretrain = [(e.prompt, e.response) for u in users for e in u.history]
     n_valid = max(1, int(round(valid_share * len(users)))) if len(users) > 1 else 0
     digest = hashlib.sha256(qpath.read_bytes() + (Path(outputs).read_bytes() if outputs else b""))
     data = PersonalizationData(name=task, task="personalized_generation", train=pretrain,
