@@ -33,6 +33,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tracking-uri", default="sqlite:///mlflow-peft.db")
     ap.add_argument("--experiment", default="peft")
+    ap.add_argument("--max-steps", type=int, default=800, help="the suite's per-task budget")
+    ap.add_argument("--eval-every", type=int, default=25)
     args = ap.parse_args()
     _, runs = experiment_runs(args.tracking_uri, args.experiment)
     by: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
@@ -72,6 +74,14 @@ def main() -> None:
         ratio = (statistics.fmean(by[a][s]["sec_per_step"] for s in common)
                  / statistics.fmean(by[b][s]["sec_per_step"] for s in common))
         out.append(f"| {a} − {b} | {what} | {_fmt(d, 4)} | {wins}/{len(d)} | {ratio:.2f} |")
+    # a best step in the last evaluation window = training stopped by the budget, not by
+    # early stopping: the budget was too small for that task training
+    limited = [f"{m} seed {seed} {t}" for m in methods for seed, v in sorted(by[m].items())
+               for t in tasks if v.get(f"{t}_best_step", 0) >= args.max_steps - args.eval_every]
+    out += ["", f"Task trainings whose best validation step fell in the last evaluation window "
+            f"of the {args.max_steps}-step budget: {len(limited)} of "
+            f"{sum(len(by[m]) for m in methods) * len(tasks)}"
+            + (f" ({'; '.join(limited)})." if limited else ".")]
     print("\n".join(out))
 
 

@@ -491,6 +491,9 @@ def load_glue_tsv(path: str | Path, task: str, text_columns: Sequence[str | int]
     words = tuple(label_words) if label_words else tuple(c.lower() for c in classes)
     if len(words) != len(classes):
         raise BenchError(f"glue_tsv: {len(words)} label_words for {len(classes)} labels.")
+    if "f1" in metrics and len(classes) != 2:
+        raise BenchError(f"glue_tsv: metric 'f1' is binary but '{task}' has {len(classes)} "
+                         "labels; use macro_f1.")
     info = TaskInfo(task, words, tuple(metrics))
     fp = {"generator": "glue_tsv", "path": str(root.resolve()), "task": task,
           "sizes": [len(train), len(valid), len(test)],
