@@ -224,3 +224,26 @@ def test_missing_code_wheels_say_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_DATA_HOME", str(tmp_path))
     with pytest.raises(BenchError, match="bench data get icd-codes"):
         icd9_diagnoses()
+
+
+def test_mimic4_lowercase_gzipped_tables_filter_by_icd_version(tmp_path):
+    import gzip
+
+    root = tmp_path / "hosp"
+    root.mkdir()
+    tables = {
+        "admissions": "subject_id,hadm_id,admittime\n1,10,2150-01-01\n1,11,2150-06-01\n",
+        "diagnoses_icd": ("subject_id,hadm_id,seq_num,icd_code,icd_version\n"
+                          "1,10,1,4280,9\n1,10,2,I5020,10\n1,11,1,25000,9\n"),
+        "procedures_icd": ("subject_id,hadm_id,seq_num,icd_code,icd_version\n"
+                           "1,10,1,3961,9\n1,11,1,9604,9\n1,11,2,02HV33Z,10\n"),
+        "prescriptions": "subject_id,hadm_id,drug,ndc\n1,10,a,00001\n1,11,b,00002\n",
+    }
+    for name, text in tables.items():
+        with gzip.open(root / f"{name}.csv.gz", "wt") as f:
+            f.write(text)
+    data = load_mimic_medrec(str(root), version=4, icd_version=9)
+    s = {x["sample_id"]: x for x in data.train + data.valid + data.test}["1:11"]
+    assert s["conditions"] == [["4280"], ["25000"]] and s["procedures"] == [["3961"], ["9604"]]
+    assert s["drugs"] == ["00002"]  # no drug_map: the raw NDC is the label
+    assert data.extra["medrec"].trees["conditions"].kind == "icd9cm"

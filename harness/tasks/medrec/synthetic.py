@@ -123,7 +123,8 @@ def relabel(patients: list[Patient], dx_map: dict[str, str], px_map: dict[str, s
                                    for v in p.visits]) for p in patients]
 
 
-def make_synthetic_medrec(n_patients: int = 4000, hierarchy: Literal["aligned", "permuted"] = "aligned",
+def make_synthetic_medrec(n_patients: int = 4000,
+                          hierarchy: Literal["aligned", "permuted"] = "aligned",
                           seed: int = 0, split_seed: int = 1994, tau: float = 0.5,
                           secondary_tau: Optional[float] = 0.3, rare_max: int = 2,
                           **generator: float) -> TaskData:
