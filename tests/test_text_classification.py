@@ -168,3 +168,10 @@ def test_pretraining_text_teaches_the_answer_format_not_the_answer():
                          for t, e in zip(texts, examples)])
         assert abs(agree - 1 / info.n_labels) < 0.05, (task, agree)
         assert all(t.startswith(e.text) for t, e in zip(texts, examples))
+
+
+def test_glue_tsv_refuses_binary_f1_on_a_multiclass_task(tmp_path):
+    root = _write_glue(tmp_path / "rte")
+    with pytest.raises(BenchError, match="use macro_f1"):
+        load_glue_tsv(root, "rte", ["sentence1"], labels=["not_entailment", "entailment", "x"],
+                      metrics=["f1"])

@@ -18,7 +18,7 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from harness.api import (BenchError, DatasetSpec, MethodSpec, MetricSpec, Params,
+from harness.api import (BenchError, DatasetSpec, MethodSpec, MetricSpec, Params, Rate,
                          parse_dataset_params)
 from harness.hookspecs import hookimpl
 from harness.llm import LLMConfig
@@ -61,8 +61,9 @@ def _default_llm() -> LLMConfig:
 class PEFTParams(Params):
     """Budget, sizes and optimiser shared by every arm (arms differ in the method only)."""
 
-    lr: float = Field(3e-2, gt=0, description="main learning rate (soft prompt / adapter / weights)")
-    lowrank_lr_ratio: float = Field(0.1, gt=0, description="A, B and EPT modules train at lr x this")
+    lr: Rate = Field(3e-2, description="main learning rate (soft prompt / adapter / weights)")
+    lowrank_lr_ratio: float = Field(0.1, gt=0, le=100,
+                                    description="A, B and EPT modules train at lr x this")
     weight_decay: float = Field(1e-5, ge=0)
     batch_size: int = Field(32, ge=1)
     max_steps: int = Field(600, ge=1, description="per task")
