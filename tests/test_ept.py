@@ -152,3 +152,21 @@ def test_same_seed_same_predictions(tiny):
     assert (runs[0] == runs[1]).all()
     for k in ("params_trainable", "sec_per_step", "input_tokens", "tasks_converged"):
         assert k in m.history
+
+
+def test_a_local_checkpoint_is_a_backbone_through_the_same_code(tiny, tmp_path):
+    """``llm: {path: DIR}`` (a local Hugging Face checkpoint) goes through the same
+    harness.llm route and trains like the config-built backbone."""
+    data, p, llm = tiny
+    ckpt = tmp_path / "ckpt"
+    llm.model.save_pretrained(ckpt)
+    llm.tokenizer.save_pretrained(ckpt)
+    q = p.model_copy(update={"llm": p.llm.model_copy(update={"path": str(ckpt), "sft_steps": 0})})
+    local = load_backbone(q.llm, data, tmp_path / "cache", "cpu")
+    assert local.source == "path"
+    assert all(torch.equal(a, b) for a, b in zip(local.model.state_dict().values(),
+                                                  llm.model.state_dict().values()))
+    shape = shape_of(local.model, q.max_length)
+    model = train_arm(plan("dept", q, shape, 0), q, local.model, local.tokenizer, data, _ctx(), "cpu")
+    out = model.predict("nli", [e.text for e in data.test["nli"]])
+    assert out.shape == (len(data.test["nli"]), 3)
