@@ -214,4 +214,8 @@ def bench_score(model, dataset, part, metrics, ctx):
     means, per = score_predictions(users, model.predict(users))
     means["storage_bytes"] = sum(model.storage_bytes) / max(1, len(model.storage_bytes))
     means["added_prompt_tokens"] = sum(model.added_tokens) / max(1, len(model.added_tokens))
+    keys = [f"{u.uid}/{j}" for u in users for j in range(len(u.queries))]
+    per["storage_bytes"] = {f"{u.uid}/{j}": b for u, b in zip(users, model.storage_bytes)
+                            for j in range(len(u.queries))}
+    per["added_prompt_tokens"] = dict(zip(keys, model.added_tokens))
     return ScoreResult(metrics=means, per_user=per)
