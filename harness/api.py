@@ -1,14 +1,49 @@
-"""Objects plugins return to the harness and receive from it.
+"""The public surface of bench: what plugins return to the harness and receive from it.
 
-A plugin imports only from here (and :mod:`harness.hookspecs` for ``hookimpl``), so this
-module is the stable surface; everything else in ``harness`` is implementation.
+A plugin imports from here, :mod:`harness.hookspecs` (``hookimpl``) and the shared
+building blocks (:mod:`harness.blocks`, :mod:`harness.llm`, :mod:`harness.tasks`); a test
+(``tests/test_boundary.py``) holds every plugin under ``plugins/`` to that. What is here:
+
+* specs a plugin registers: :class:`MethodSpec`, :class:`DatasetSpec`,
+  :class:`SamplerSpec`, :class:`MetricSpec`, :class:`SplitSpec`, :class:`AugmenterSpec`;
+* what the hooks receive: :class:`Interactions` (raw events, what ``bench_load_dataset``
+  returns), :class:`Dataset` (a frozen split: what a sampler or model may read:
+  ``train_matrix``, ``positive_set``, ``item_popularity()``, ``train_pairs()``,
+  ``memo(key, build)``), :class:`TaskData` (a generated task), :class:`Context`;
+* what they return: :class:`TrainResult` ``(model, history)``, :class:`ScoreResult`, and
+  models of the kinds the scorers understand: :class:`RankingScorer`,
+  :class:`SequenceModel`, :class:`PolicyModel`;
+* parameters: :class:`Params` (strict), the bounded types (:data:`PositiveInt`,
+  :data:`Rate`, ...), :func:`resolve_params`, :func:`parse_params`;
+* the full-ranking evaluation pieces a custom scorer reuses (:func:`score_ranking`,
+  :func:`full_ranking_topk`, :func:`ranx_evaluate`, :func:`max_cutoff`,
+  :class:`HeldOutPositives`), the metric-name mapping (:func:`mlflow_name`), the content
+  cache (:func:`get_or_build`, :func:`content_key`) and errors.
+
+The heavy names (``Dataset``, ``Context``, the scorer functions) are imported on first
+use, so ``from harness.api import MethodSpec`` stays cheap.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .names import metric_name_from_mlflow, mlflow_name  # noqa: F401  (public)
+
+if TYPE_CHECKING:  # the lazily exported names, for type checkers
+    import torch
+
+    from .cache import content_key, get_or_build
+    from .context import Context
+    from .data.dataset import Dataset
+    from .data.interactions import Interactions
+    from .metrics_beyond import HeldOutPositives
+    from .scoring import MetricName, full_ranking_topk, max_cutoff, ranx_evaluate, score_ranking
+
+#: the ranking tasks: scored by full ranking over all items (the harness's default scorer)
+RANKING_TASKS = ("topk", "sequential", "signed")
 
 #: Task types a dataset entry can declare and a method can support.
 TASKS = (
@@ -30,10 +65,15 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
 
 
-def resolve_params(model: type[BaseModel], params: dict) -> dict[str, Any]:
+def resolve_params(model: type[BaseModel], params: dict, catalogue: Any = None) -> dict[str, Any]:
     """Validate ``params`` and fill in defaults, keyed as the user writes them (aliases
-    where a field has one): what the runner hands ``bench_train`` and logs."""
-    return model.model_validate(params).model_dump(by_alias=True)
+    where a field has one): what the runner hands ``bench_train`` and logs.
+
+    ``catalogue`` (at ``bench validate`` time) reaches the model's validators as
+    ``info.context["catalogue"]``, so a param naming another plugin part (a sampler, an
+    augmentation operator) can be checked against what is installed."""
+    context = {"catalogue": catalogue} if catalogue is not None else None
+    return model.model_validate(params, context=context).model_dump(by_alias=True)
 
 
 def param_names(model: type[BaseModel]) -> list[str]:
@@ -138,6 +178,70 @@ class ScoreResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class SplitSpec:
+    """A split protocol usable as a suite's ``split: {strategy: NAME}``.
+
+    ``split(data: Interactions, **options) -> (train, valid, test[, info])`` returns index
+    arrays into the events (and optionally a JSON-able dict of diagnostics). It must be a
+    pure function of the events and its options (``seed`` included): the split id hashes
+    both, and every method of a suite sees the same split.
+    """
+
+    name: str
+    split: Callable[..., Any]
+    description: str = ""
+    #: bump when the split changes: its split ids, and so the cells on it, change
+    version: str = "0"
+
+
+@dataclass(frozen=True)
+class AugmenterSpec:
+    """A test-time augmentation operator (e.g. for TTA4SR): ``apply(batch, params, model,
+    ctx) -> views`` makes augmented copies of a batch of inputs. Methods that augment
+    look operators up in ``ctx.registry.catalogue.augmenters`` by name."""
+
+    name: str
+    apply: Callable[..., Any]
+    description: str = ""
+    tasks: tuple[str, ...] = ("sequential",)
+    #: model capabilities (attribute names) the operator needs
+    requires: tuple[str, ...] = ()
+    version: str = "0"
+
+
+# --- model kinds the harness's scorers understand ---------------------------------------------
+
+@runtime_checkable
+class RankingScorer(Protocol):
+    """A ranking model (tasks topk, signed; sequential too): scores every item for users.
+
+    ``score`` returns a fresh ``FloatTensor[len(users), n_items]`` (the scorer writes into
+    it); the harness masks known items and ranks."""
+
+    def score(self, users: "torch.Tensor") -> "torch.Tensor": ...
+
+
+@runtime_checkable
+class SequenceModel(Protocol):
+    """A sequential model: scores every item from left-padded item-token histories
+    (``0`` pads, item ``i`` is token ``i + 1``) up to ``max_len`` long."""
+
+    max_len: int
+
+    def score_sequences(self, tokens: "torch.Tensor") -> "torch.Tensor": ...
+
+
+@runtime_checkable
+class PolicyModel(Protocol):
+    """An aligned LLM policy (reasoning, preference): the trained causal LM, the frozen
+    model it started from, and their tokenizer (:class:`harness.llm.Policy`)."""
+
+    model: Any
+    tokenizer: Any
+    init_model: Any
+
+
 @dataclass
 class TrainResult:
     """What ``bench_train`` returns: the fitted model and its training history.
@@ -220,3 +324,22 @@ def budget_history(best_epoch: int, epoch_budget: int, patience: int,
 
 class PluginError(BenchError):
     """A plugin is broken (wrong hook signature, duplicate name, ...)."""
+
+
+_LAZY = {
+    "Interactions": ".data.interactions", "Dataset": ".data.dataset", "Context": ".context",
+    "score_ranking": ".scoring", "full_ranking_topk": ".scoring", "ranx_evaluate": ".scoring",
+    "max_cutoff": ".scoring", "MetricName": ".scoring", "HeldOutPositives": ".metrics_beyond",
+    "get_or_build": ".cache", "content_key": ".cache",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the heavy public names (torch, scipy) on first use."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __package__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'harness.api' has no attribute '{name}'")

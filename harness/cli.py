@@ -61,6 +61,8 @@ class Kind(str, Enum):
     datasets = "datasets"
     metrics = "metrics"
     samplers = "samplers"
+    splits = "splits"
+    augmenters = "augmenters"
 
 
 def _test_choices() -> Enum:
@@ -220,21 +222,21 @@ def ls(kind: Kind = typer.Argument(..., help="what to list")):
     registry = _registry()
     cat = registry.catalogue
     tables = {"methods": cat.methods, "datasets": cat.datasets, "metrics": cat.metrics,
-              "samplers": cat.samplers}
+              "samplers": cat.samplers, "splits": cat.splits, "augmenters": cat.augmenters}
     if kind not in tables:
         from .registry import closest
 
         _fail(f"unknown kind '{kind}'.{closest(kind, tables)} Choose from: {', '.join(tables)}.")
     table = Table(title=kind)
     table.add_column("name")
-    if kind in ("methods", "datasets", "metrics"):
+    if kind in ("methods", "datasets", "metrics", "augmenters"):
         table.add_column("tasks")
     table.add_column("plugin")
     table.add_column("description")
     singular = kind.rstrip("s")
     for name, spec in sorted(tables[kind].items()):
         row = [name]
-        if kind in ("methods", "datasets", "metrics"):
+        if kind in ("methods", "datasets", "metrics", "augmenters"):
             row.append(", ".join(spec.tasks))
         row += [cat.owners.get((singular, name), "?"), spec.description]
         table.add_row(*row)
@@ -524,6 +526,48 @@ def evaluate(run_file: Path = typer.Option(..., "--run", help="TREC run file (or
     console.print(table)
     for note in info.get("notes", []):
         err.print(f"note: {note}")
+
+
+@app.command()
+def describe(name: str = typer.Argument(..., help="a method, sampler, dataset, metric, split or augmenter")):
+    """What a plugin part is and every parameter it takes (type, default, bounds, doc)."""
+    from .authoring import describe as describe_part
+
+    registry = _registry()
+    try:
+        parts = describe_part(registry, name)
+    except BenchError as exc:
+        _fail(str(exc))
+    for part in parts:
+        console.print(f"[bold]{part.kind} {part.name}[/]  ({part.plugin})", highlight=False)
+        if part.description:
+            console.print(part.description, highlight=False)
+        for key, value in part.facts.items():
+            console.print(f"{key}: {value}", highlight=False)
+        if part.params:
+            table = Table(title=f"{part.name} params", title_justify="left")
+            for col in ("param", "type", "default", "doc"):
+                table.add_column(col, overflow="fold")
+            for row in part.params:
+                table.add_row(row.name, row.type, row.default, row.doc)
+            console.print(table)
+        elif part.kind in ("method", "sampler", "dataset"):
+            console.print("params: none declared", highlight=False)
+
+
+@app.command("new-plugin")
+def new_plugin(name: str = typer.Argument(..., help="distribution name, e.g. my-method"),
+               output: Path = typer.Option(Path("."), "--output", "-o", help="parent folder"),
+               description: str = typer.Option("", help="one line for the method's description")):
+    """Create an installable plugin package: entry point, a method, a suite and tests."""
+    from .authoring import new_plugin as render
+
+    try:
+        folder = render(name, output, description)
+    except BenchError as exc:
+        _fail(str(exc))
+    console.print(f"created {folder}\n  pip install -e {folder}\n  pytest {folder}\n"
+                  f"  bench run {folder / 'suite.yaml'}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry

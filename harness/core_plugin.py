@@ -9,11 +9,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from .api import DatasetSpec, MetricSpec, parse_dataset_params
+from .api import RANKING_TASKS, DatasetSpec, MetricSpec, SplitSpec, parse_dataset_params
 from .hookspecs import hookimpl
 from .scoring import RANX_METRICS, score_ranking
 
-RANKING_TASKS = ("topk", "sequential", "signed")
 
 
 class _ML100kParams(BaseModel):
@@ -68,6 +67,29 @@ def bench_load_dataset(name: str, params: dict):
         return synthetic.generate(
             **parse_dataset_params(_SyntheticParams, params, name).model_dump())
     return None
+
+
+@hookimpl
+def bench_register_splits():
+    from .data import ood, splits
+
+    return [
+        SplitSpec("random_ratio", splits.random_ratio,
+                  "per-user random split by ratios (RecBole's RS/RO by user); ratios, seed"),
+        SplitSpec("leave_one_out", splits.leave_one_out,
+                  "per user by time: last event to test, second-to-last to validation"),
+        SplitSpec("temporal", splits.temporal,
+                  "global chronological split by ratios; unseen users/items dropped from "
+                  "valid/test"),
+        SplitSpec("popularity_shift", ood.popularity_shift,
+                  "OOD: test skewed to unpopular items (options: test_ratio, valid_ratio, "
+                  "iid_twin, ...)"),
+        SplitSpec("temporal_shift", ood.temporal_shift,
+                  "OOD: test from the latest period (options: test_ratio, valid_ratio, iid_twin)"),
+        SplitSpec("environment_shift", ood.environment_shift,
+                  "OOD: test users from another environment, e.g. age >= 45 (options: feature, "
+                  "threshold, iid_twin, ...)"),
+    ]
 
 
 @hookimpl

@@ -17,11 +17,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .api import BenchError
+from .api import RANKING_TASKS, BenchError
 from .registry import Registry
 from .suite import Suite
 
-RANKING_TASKS = ("topk", "sequential", "signed")
 
 
 def read_trec(path: Path) -> tuple[list[str], list[str], np.ndarray, set[str]]:
@@ -106,7 +105,7 @@ def evaluate_run_file(run_file: Path, suite: Suite, dataset_key: str, registry: 
                       log: bool = True) -> tuple[dict[str, float], dict[str, Any]]:
     """Score ``run_file`` on the test split of the suite's dataset ``dataset_key`` and log
     it to the suite's MLflow experiment as a finished cell (``bench.source=evaluate``)."""
-    from .runner import _protocol_id, prepare_dataset
+    from .runner import prepare_dataset, protocol_id
     from .scoring import score_ranking
 
     run_file = Path(run_file)
@@ -142,10 +141,10 @@ def evaluate_run_file(run_file: Path, suite: Suite, dataset_key: str, registry: 
 
 
 def _log(suite, dataset, task, name, run_file, digest, result, tracking_uri) -> None:
-    from .runner import _protocol_id
+    from .runner import protocol_id
     from .tracking import HASH_TAG, STATUS_TAG, Tracker
 
-    proto = _protocol_id(SimpleNamespace(task=task, metrics=tuple(suite.metrics),
+    proto = protocol_id(SimpleNamespace(task=task, metrics=tuple(suite.metrics),
                                          valid_metric=suite.valid_metric))
     cell_hash = hashlib.sha256(json.dumps([digest, dataset.name, dataset.split_id, proto, name])
                                .encode()).hexdigest()[:16]

@@ -1,21 +1,29 @@
-"""The plugin API of bench: every hook a plugin may implement.
+"""The plugin API of bench: every hook a plugin may implement, and when it is called.
 
 Hooks are called with keyword arguments only, so an implementation may accept any
 subset of a spec's arguments (pluggy's opt-in arguments) and specs can grow without
-breaking plugins. Stage hooks are ``firstresult``: the runner asks every plugin, and
-the plugin that owns the named method/dataset/sampler answers; the others return
-``None``. Registration hooks are 1:N: every plugin adds to the catalogue.
+breaking plugins. Stage hooks are ``firstresult``: the plugin that owns the named
+method/dataset/sampler answers, the others return ``None``. Registration hooks are 1:N:
+every plugin adds to the catalogue (``bench ls``, ``bench describe``, ``bench validate``).
 
-Stages, in the order the runner calls them for one cell:
+What ``bench run`` does, in order:
 
-1. data loading   ``bench_load_dataset``     raw interactions (the harness splits them)
-2. training       ``bench_train``            a fitted model; it may call sampling
-3. sampling       ``bench_sample_negatives`` training negatives (called from training)
-4. alignment      ``bench_align``            an aligned policy (LLM methods)
-5. augmentation   ``bench_augment``          augmented inputs at test time (TTA)
-6. scoring        ``bench_score``            metric values (ranking by default)
+1. registration, once per process: ``bench_register_methods``, ``_datasets``,
+   ``_samplers``, ``_metrics``, ``_splits``, ``_augmenters`` build the catalogue; the
+   suite is validated against it.
+2. per dataset entry, once: ``bench_load_dataset`` (raw :class:`harness.api.Interactions`
+   or a generated :class:`harness.api.TaskData`), then the harness preprocesses and
+   splits with the registered split named by ``split.strategy`` (cached by split id).
+3. per cell (method x dataset x seed), unless already finished:
+   ``bench_on_cell_start`` -> ``bench_train`` -> ``bench_score`` on test ->
+   ``bench_on_cell_end`` (also when training, scoring or the dataset failed).
 
-plus the observers ``bench_on_cell_start`` / ``bench_on_cell_end``.
+Called by methods, not by the runner, through the cell's context:
+``bench_sample_negatives`` (``ctx.sample_negatives``), ``bench_score`` on validation
+(``ctx.validate`` / ``ctx.score``), ``bench_load_dataset`` (``ctx.load_dataset``, so a
+loader can delegate). Augmentation operators are registered specs with an ``apply``
+function a method looks up (``ctx.registry.catalogue.augmenters``); alignment is a
+method's own code inside ``bench_train`` (see ``plugins/trpa``), not a hook.
 """
 from __future__ import annotations
 
@@ -48,6 +56,17 @@ def bench_register_samplers() -> list[Any]:
 @hookspec
 def bench_register_metrics() -> list[Any]:
     """Return :class:`harness.api.MetricSpec` objects (names usable in a suite's ``metrics``)."""
+
+
+@hookspec
+def bench_register_splits() -> list[Any]:
+    """Return :class:`harness.api.SplitSpec` objects (a suite's ``split: {strategy: NAME}``)."""
+
+
+@hookspec
+def bench_register_augmenters() -> list[Any]:
+    """Return :class:`harness.api.AugmenterSpec` objects: test-time augmentation operators
+    that methods such as ``tta4sr`` look up by name."""
 
 
 # --- stages (firstresult: the owner answers, everyone else returns None) ------------------
@@ -84,20 +103,6 @@ def bench_sample_negatives(sampler: str, params: dict, users: Any, pos_items: An
     item ids shaped ``[len(users)]`` or ``[len(users), n]`` that never contains a
     training positive of the user, or ``None`` if the sampler is not yours.
     """
-
-
-@hookspec(firstresult=True)
-def bench_align(method: str, params: dict, policy: Any, dataset: Any, ctx: Any) -> Any:
-    """Align ``policy`` (an LLM with its tokenizer) with method ``method``.
-
-    Return the aligned policy, or ``None`` if the method is not yours.
-    """
-
-
-@hookspec(firstresult=True)
-def bench_augment(operator: str, params: dict, batch: Any, model: Any, ctx: Any) -> Any:
-    """Return augmented copies of ``batch`` made by ``operator`` (test-time or train-time
-    augmentation), or ``None`` if the operator is not yours."""
 
 
 @hookspec(firstresult=True)

@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .api import MetricSpec
+from .api import RANKING_TASKS, MetricSpec
 
-RANKING_TASKS = ("topk", "sequential", "signed")
 #: the head is the most popular HEAD_SHARE of items (by training degree); the rest is tail
 HEAD_SHARE = 0.2
 #: sparse users: training count at or below this quantile of users' training counts

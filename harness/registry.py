@@ -17,7 +17,8 @@ from typing import Any, Iterable
 import pluggy
 
 from . import hookspecs
-from .api import DatasetSpec, MethodSpec, MetricSpec, PluginError, SamplerSpec
+from .api import RANKING_TASKS
+from .api import AugmenterSpec, DatasetSpec, MethodSpec, MetricSpec, PluginError, SamplerSpec, SplitSpec
 
 ENTRY_POINT_GROUP = "bench"
 
@@ -34,6 +35,8 @@ class Catalogue:
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     samplers: dict[str, SamplerSpec] = field(default_factory=dict)
     metrics: dict[str, MetricSpec] = field(default_factory=dict)
+    splits: dict[str, SplitSpec] = field(default_factory=dict)
+    augmenters: dict[str, AugmenterSpec] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
 
     def method(self, name: str) -> MethodSpec:
@@ -47,6 +50,12 @@ class Catalogue:
 
     def metric(self, name: str) -> MetricSpec:
         return self._get("metric", self.metrics, name)
+
+    def split(self, name: str) -> SplitSpec:
+        return self._get("split strategy", self.splits, name)
+
+    def augmenter(self, name: str) -> AugmenterSpec:
+        return self._get("augmentation operator", self.augmenters, name)
 
     @staticmethod
     def _get(kind: str, table: dict, name: str):
@@ -120,6 +129,18 @@ class Registry:
                     continue
                 self._dists[ep.name] = dist
 
+    def load_entry_point(self, name: str) -> bool:
+        """Register the one ``bench`` entry point called ``name`` (for a registry with only
+        the named plugins: :func:`harness.testing.make_registry`). False if none is."""
+        for dist in md.distributions():
+            for ep in dist.entry_points:
+                if ep.group == ENTRY_POINT_GROUP and ep.name == name:
+                    if self.pm.get_plugin(name) is None:
+                        self.register(ep.load(), name=name)
+                        self._dists[name] = dist
+                    return True
+        return False
+
     def load_modules(self, spec: str) -> None:
         """Register plugin modules named in ``BENCH_PLUGINS`` (comma-separated import
         paths): handy for a plugin under development that is not installed yet."""
@@ -164,6 +185,8 @@ class Registry:
             ("dataset", self.pm.hook.bench_register_datasets, cat.datasets),
             ("sampler", self.pm.hook.bench_register_samplers, cat.samplers),
             ("metric", self.pm.hook.bench_register_metrics, cat.metrics),
+            ("split", self.pm.hook.bench_register_splits, cat.splits),
+            ("augmenter", self.pm.hook.bench_register_augmenters, cat.augmenters),
         ]
         for kind, hook, table in sections:
             for impl in hook.get_hookimpls():
@@ -187,15 +210,17 @@ class Registry:
     def part_version(self, kind: str, name: str) -> str:
         """:meth:`plugin_version` plus the spec's own ``version`` (``/v2``): either a
         distribution release or a bump of the spec reruns the cells that use it."""
-        table = {"method": self.catalogue.methods, "dataset": self.catalogue.datasets,
-                 "sampler": self.catalogue.samplers, "metric": self.catalogue.metrics}[kind]
+        cat = self.catalogue
+        table = {"method": cat.methods, "dataset": cat.datasets, "sampler": cat.samplers,
+                 "metric": cat.metrics, "split": cat.splits, "augmenter": cat.augmenters}[kind]
         spec = table.get(name)
         return f"{self.plugin_version(kind, name)}/v{getattr(spec, 'version', '0')}"
 
     def cell_plugins(self, cell: Any) -> dict[str, str]:
-        """Every plugin part a cell uses -> its version: the method, the dataset, each
-        metric, and each sampler the method's params name (a ``...sampler`` key whose
-        value is a registered sampler). Keys are ``kind:name``."""
+        """Every plugin part a cell uses -> its version: the method, the dataset, its split
+        strategy, each metric, and each sampler / augmentation operator the method's
+        params name (a ``...sampler`` / ``...operator`` key whose value is registered).
+        Keys are ``kind:name``."""
         from .scoring import MetricName
 
         used = {f"method:{cell.method.name}": self.part_version("method", cell.method.name),
@@ -203,8 +228,13 @@ class Registry:
         for m in dict.fromkeys([*cell.metrics, cell.valid_metric]):
             base = MetricName.parse(m).base
             used[f"metric:{base}"] = self.part_version("metric", base)
-        for sampler in sorted(named_samplers(cell.method_params, self.catalogue.samplers)):
+        strategy = cell.dataset.split.strategy
+        if strategy in self.catalogue.splits and cell.task in RANKING_TASKS:
+            used[f"split:{strategy}"] = self.part_version("split", strategy)
+        for sampler in sorted(named_parts(cell.method_params, self.catalogue.samplers, "sampler")):
             used[f"sampler:{sampler}"] = self.part_version("sampler", sampler)
+        for op in sorted(named_parts(cell.method_params, self.catalogue.augmenters, "operator")):
+            used[f"augmenter:{op}"] = self.part_version("augmenter", op)
         return used
 
     @staticmethod
@@ -216,14 +246,14 @@ class Registry:
         return "; ".join(f"{k}={used[k]}" for k in method + rest)
 
 
-def named_samplers(params: Any, samplers: dict, key: str = "") -> set[str]:
-    """Sampler names a method's params refer to: string values under a key ending in
-    ``sampler`` (``sampler``, ``base_sampler``, nested too) that name a registered sampler."""
+def named_parts(params: Any, registered: dict, suffix: str, key: str = "") -> set[str]:
+    """Registered names a method's params refer to: string values under a key ending in
+    ``suffix`` (``sampler``, ``base_sampler``, nested too) that are in ``registered``."""
     if isinstance(params, dict):
-        return set().union(*(named_samplers(v, samplers, str(k)) for k, v in params.items()))
+        return set().union(*(named_parts(v, registered, suffix, str(k)) for k, v in params.items()))
     if isinstance(params, (list, tuple)):
-        return set().union(*(named_samplers(v, samplers, key) for v in params))
-    if isinstance(params, str) and key.endswith("sampler") and params in samplers:
+        return set().union(*(named_parts(v, registered, suffix, key) for v in params))
+    if isinstance(params, str) and key.endswith(suffix) and params in registered:
         return {params}
     return set()
 

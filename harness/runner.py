@@ -13,11 +13,11 @@ import numpy as np
 
 from . import cache
 from .api import BenchError, TaskData, TrainResult
+from .names import metric_name_from_mlflow
 from .context import Context, default_device, seed_everything
 from .data.dataset import Dataset, split_id_for
 from .data.diagnostics import split_diagnostics
 from .data.preprocess import filter_min_rating, kcore
-from .data.splits import SPLITTERS
 from . import memory
 from .artifacts import log_cell_outputs, log_dataset_input, log_suite
 from .registry import Registry
@@ -60,8 +60,12 @@ def prepare_dataset(entry: DatasetEntry, task: str, registry: Registry,
         return _prepare_task_data(raw, entry, task)
     data = kcore(filter_min_rating(raw, entry.preprocess.min_rating), entry.preprocess.kcore)
     split = entry.split
-    split_id = split_id_for(data, entry.name, entry.preprocess.model_dump(), split.model_dump())
-    train, valid, test, info = _cached_split(data, entry, split_id, cache_dir)
+    spec = registry.catalogue.split(split.strategy)
+    protocol = split.model_dump()
+    if spec.version != "0":  # a bumped split protocol gets new split ids (and cells)
+        protocol["version"] = spec.version
+    split_id = split_id_for(data, entry.name, entry.preprocess.model_dump(), protocol)
+    train, valid, test, info = _cached_split(data, entry, split_id, cache_dir, spec.split)
     ds = Dataset(entry.key, task, data, train, valid, test, split_id,
                  protocol={"split": split.model_dump(), "preprocess": entry.preprocess.model_dump()},
                  sign_offset=None if sign_offset is None else float(sign_offset))
@@ -78,14 +82,15 @@ def prepare_dataset(entry: DatasetEntry, task: str, registry: Registry,
     return ds
 
 
-def _cached_split(data, entry: DatasetEntry, split_id: str, cache_dir: Path):
+def _cached_split(data, entry: DatasetEntry, split_id: str, cache_dir: Path,
+                  splitter: Callable[..., Any]):
     """(train, valid, test, splitter info), split once and shared through harness.cache
     (a tampered or truncated split file is rebuilt, never trusted)."""
     split = entry.split
 
     def build(folder: Path):
         # a splitter may return a 4th element: its own diagnostics (JSON-able dict)
-        out = SPLITTERS[split.strategy](data, **split.kwargs())
+        out = splitter(data, **split.kwargs())
         train, valid, test = out[:3]
         info = dict(out[3]) if len(out) > 3 else {}
         np.savez_compressed(folder / "split.npz", train=train, valid=valid, test=test)
@@ -224,12 +229,12 @@ def _run_one(cell, dataset, registry, tracker, done, cache_dir) -> CellResult:
     split_id = dataset.split_id if isinstance(dataset, (Dataset, TaskData)) else "unavailable"
     h = cell_hash(cell, split_id, registry)
     if h in done:
-        return CellResult(cell, "skipped", {k.replace("_at_", "@"): v for k, v in done[h].items()},
+        return CellResult(cell, "skipped", {metric_name_from_mlflow(k): v for k, v in done[h].items()},
                           cell_hash=h)
     tags = {HASH_TAG: h, "bench.method": cell.method.key, "bench.method_name": cell.method.name,
             "bench.dataset": cell.dataset.key, "bench.seed": str(cell.seed),
             "bench.split_id": split_id, "bench.task": cell.task, "bench.plugin": plugin,
-            "bench.protocol_id": _protocol_id(
+            "bench.protocol_id": protocol_id(
                 cell, dataset.protocol if isinstance(dataset, TaskData) else None),
             **getattr(cell, "tags", {})}
     t0 = time.perf_counter()
@@ -263,7 +268,7 @@ def _notify_end(registry, cell, ctx, res, log) -> None:
         log.tags({"bench.observer_error": f"{type(exc).__name__}: {exc}"[:4000]})
 
 
-def _protocol_id(cell: Cell, task_protocol: Optional[dict] = None) -> str:
+def protocol_id(cell: Cell, task_protocol: Optional[dict] = None) -> str:
     """Evaluation protocol identity: cells are comparable only when this matches.
 
     Ranking tasks share the full-ranking protocol; a generated task brings its own.

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 import torch
 
 from .api import BenchError, ScoreResult
+from .names import metric_name_from_mlflow, mlflow_name  # noqa: F401  (re-exported)
 
 METRIC_RE = re.compile(r"^(?P<base>[a-z][a-z0-9_]*)(@(?P<k>\d+))?$")
 RANX_METRICS = ("ndcg", "recall", "hit_rate", "mrr", "precision", "map")
@@ -38,14 +39,6 @@ class MetricName:
         return f"{self.base}@{self.k}" if self.k else self.base
 
 
-def mlflow_name(metric: str) -> str:
-    """MLflow metric names cannot contain '@'."""
-    return metric.replace("@", "_at_")
-
-
-def metric_name_from_mlflow(name: str) -> str:
-    """The inverse of :func:`mlflow_name`: ``ndcg_at_10`` -> ``ndcg@10``."""
-    return name.replace("_at_", "@")
 
 
 def max_cutoff(metrics: Iterable[str], default: int = 10) -> int:

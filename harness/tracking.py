@@ -14,18 +14,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from .scoring import mlflow_name
+from .names import mlflow_name
 
 STATUS_TAG = "bench.status"
 HASH_TAG = "bench.cell_hash"
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
+def flatten_params(d: dict, prefix: str = "") -> dict[str, str]:
+    """Nested params as MLflow params: dotted keys, lists as JSON, the rest as text."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
+            out.update(flatten_params(v, key + "."))
         else:
             out[key] = json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
     return out
@@ -96,9 +97,16 @@ class Tracker:
     def cell_run(self, name: str, resolved: dict, tags: dict[str, str]) -> Iterator["CellLog"]:
         with self.mlflow.start_run(experiment_id=self.experiment_id, run_name=name, nested=True,
                                    tags={**tags, "bench.kind": "cell", STATUS_TAG: "running"}) as run:
-            params = _flatten(resolved)
-            self.mlflow.log_params({k[:250]: v[:6000] for k, v in params.items()})
-            self.mlflow.log_dict(resolved, "resolved_config.json")
+            log = CellLog(self.mlflow, self.client, run.info.run_id)
+            log.params(resolved)
+            log.json(resolved, "resolved_config.json")
+            yield log
+
+    @contextmanager
+    def nested_run(self, name: str, tags: dict[str, str]) -> Iterator["CellLog"]:
+        """A run nested in the current one that is not a cell (a tuning study, a trial)."""
+        with self.mlflow.start_run(experiment_id=self.experiment_id, run_name=name, nested=True,
+                                   tags=tags) as run:
             yield CellLog(self.mlflow, self.client, run.info.run_id)
 
 
@@ -114,6 +122,10 @@ class CellLog:
 
     def tags(self, values: dict[str, str]) -> None:
         self.mlflow.set_tags(values)
+
+    def params(self, values: dict) -> None:
+        """Nested params, flattened (:func:`flatten_params`) and cut to MLflow's limits."""
+        self.mlflow.log_params({k[:250]: v[:6000] for k, v in flatten_params(values).items()})
 
     def text(self, content: str, filename: str) -> None:
         self.mlflow.log_text(content, filename)

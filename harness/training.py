@@ -14,7 +14,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from .api import budget_history
 
-from .scoring import mlflow_name
+from .names import mlflow_name
 
 
 def fit(model: torch.nn.Module, train_epoch: Callable[[int], float], dataset: Any, ctx: Any,

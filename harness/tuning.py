@@ -27,7 +27,7 @@ from typing import Any, Optional
 
 from .api import BenchError, resolve_params
 from .registry import Registry
-from .scoring import mlflow_name
+from .names import mlflow_name
 from .suite import Cell, Suite
 
 COUNTED = ("COMPLETE", "PRUNED")  # trial states that use up budget
@@ -189,15 +189,13 @@ def _tune_one(suite, cell, dataset, registry, store, tracker, cache_dir, progres
         study.set_user_attr(key, value)
     counts = _counts(study)
     remaining = t.trials - sum(counts.get(s, 0) for s in COUNTED)
-    mlflow = tracker.mlflow
     task = progress.add_task(f"tune {cell.method.key} | {cell.dataset.key}",
                              total=t.trials, completed=t.trials - max(remaining, 0)) if progress else None
-    with mlflow.start_run(experiment_id=tracker.experiment_id, nested=True,
-                          run_name=f"study {cell.method.key} | {cell.dataset.key}",
-                          tags={"bench.kind": "study", "bench.study": name,
-                                "bench.method": cell.method.key, "bench.dataset": cell.dataset.key,
-                                "bench.tuning_budget": str(t.trials),
-                                "bench.tuning_sampler": t.sampler, "bench.tuning_pruner": t.pruner}):
+    with tracker.nested_run(f"study {cell.method.key} | {cell.dataset.key}",
+                            {"bench.kind": "study", "bench.study": name,
+                             "bench.method": cell.method.key, "bench.dataset": cell.dataset.key,
+                             "bench.tuning_budget": str(t.trials),
+                             "bench.tuning_sampler": t.sampler, "bench.tuning_pruner": t.pruner}) as log:
         if remaining > 0:
             objective = _Objective(suite, cell, dataset, registry, tracker, cache_dir, name)
             callbacks = [optuna.study.MaxTrialsCallback(
@@ -214,9 +212,9 @@ def _tune_one(suite, cell, dataset, registry, store, tracker, cache_dir, progres
         if summary.complete:
             summary.best_value = float(study.best_value)
             summary.best_params = dict(study.best_trial.params)
-            mlflow.log_metric("best_valid_" + mlflow_name(t.metric), summary.best_value)
-            mlflow.log_dict(study.best_trial.user_attrs.get("params", {}), "best_params.json")
-        mlflow.set_tags({"bench.tuning_trials": str(summary.counted),
+            log.metrics({"best_valid_" + mlflow_name(t.metric): summary.best_value})
+            log.json(study.best_trial.user_attrs.get("params", {}), "best_params.json")
+        log.tags({"bench.tuning_trials": str(summary.counted),
                          "bench.tuning_pruned": str(summary.pruned),
                          "bench.tuning_failed": str(summary.failed)})
     return summary
@@ -232,10 +230,9 @@ class _Objective:
 
     def __call__(self, trial) -> float:
         from .runner import run_cell
-        from .tracking import CellLog, _flatten
 
         optuna = _optuna()
-        t, cell, mlflow = self.suite.tuning, self.cell, self.tracker.mlflow
+        t, cell = self.suite.tuning, self.cell
         values = {k: dim.suggest(trial, k) for k, dim in cell.method.search.items()}
         params = resolve_params(self.spec.params, {**cell.method_params, **values})
         trial.set_user_attr("params", params)
@@ -244,14 +241,13 @@ class _Objective:
         report_name = "valid_" + mlflow_name(cell.valid_metric)
         outcome: Optional[BaseException] = None
         value = float("nan")
-        with mlflow.start_run(experiment_id=self.tracker.experiment_id, nested=True,
-                              run_name=f"trial {trial.number} | {cell.method.key} | {cell.dataset.key}",
-                              tags={"bench.kind": "trial", "bench.study": self.study,
-                                    "bench.trial": str(trial.number), "bench.method": cell.method.key,
-                                    "bench.dataset": cell.dataset.key, "bench.seed": str(t.seed),
-                                    "bench.split_id": self.dataset.split_id}) as run:
-            log = CellLog(mlflow, self.tracker.client, run.info.run_id)
-            mlflow.log_params({k[:250]: v[:6000] for k, v in _flatten({"search": values}).items()})
+        with self.tracker.nested_run(
+                f"trial {trial.number} | {cell.method.key} | {cell.dataset.key}",
+                {"bench.kind": "trial", "bench.study": self.study,
+                 "bench.trial": str(trial.number), "bench.method": cell.method.key,
+                 "bench.dataset": cell.dataset.key, "bench.seed": str(t.seed),
+                 "bench.split_id": self.dataset.split_id}) as log:
+            log.params({"search": values})
 
             def prune(name: str, v: float, step: int) -> None:
                 if name != report_name:

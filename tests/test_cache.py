@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_suite
+from harness.testing import tiny_suite
 from harness import cache
 from harness.runner import run_suite
 from harness.suite import validate_suite

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness.data.dataset import Dataset
-from harness.data.splits import SPLITTERS
+from harness.data.ood import popularity_shift
 from harness.data.synthetic import generate
 from plugins.causaldiffrec import CausalDiffRecParams
 from plugins.causaldiffrec.modules import (EnvironmentGenerator, Representation, dense_adjacency,
@@ -25,7 +25,7 @@ CODE = dict(noise_level=0.8, symmetrize_edges=False, lr=0.1, env_condition="deco
 @pytest.fixture(scope="module")
 def dataset():
     data = generate(n_users=40, n_items=50, n_interactions=700, seed=2)
-    train, valid, test, _ = SPLITTERS["popularity_shift"](data, seed=1)
+    train, valid, test, _ = popularity_shift(data, seed=1)
     return Dataset("tiny", "topk", data, train, valid, test, "tiny")
 
 

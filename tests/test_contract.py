@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from conftest import tiny_suite
+from harness.testing import tiny_suite
 
 cli = CliRunner()
 
@@ -265,3 +265,37 @@ def test_an_aliased_param_can_be_searched(ease_plugin, write_suite, registry):
                        tuning={"trials": 2}, seeds=[0])
     _, cells = load_suite(write_suite(suite), registry)
     assert cells[0].method_params == {"lambda": 250.0}
+
+
+def test_context_child_seeds_streams_and_globals_and_can_be_quiet(registry):
+    import torch
+
+    from harness.api import Context
+
+    logged, reported = [], []
+    ctx = Context(registry=registry, seed=3, metrics=["ndcg@10"], valid_metric="ndcg@10",
+                  log_metrics=lambda m, step=None: logged.append(m))
+    ctx.on_report.append(lambda *a: reported.append(a))
+    parent_draw = torch.rand(1, generator=ctx.rng("s"))
+    # a child with another seed: its streams and the global RNG start as a seed-7 cell's
+    child = ctx.child(seed=7)
+    global_draw = torch.rand(1)
+    fresh = Context(registry=registry, seed=7, metrics=[], valid_metric="")
+    assert torch.equal(torch.rand(1, generator=child.rng("s")), torch.rand(1, generator=fresh.rng("s")))
+    torch.manual_seed(7)
+    assert torch.equal(global_draw, torch.rand(1))
+    # the parent's stream is not shifted by the child's draws
+    assert not torch.equal(torch.rand(1, generator=ctx.rng("s")), parent_draw)
+    # quiet: the sub-run's curves are neither logged nor reported to the tuner
+    quiet = ctx.child(quiet=True)
+    quiet.report("valid_ndcg_at_10", 0.5, 0)
+    assert logged == [] and reported == [] and quiet.seed == 3
+    ctx.report("valid_ndcg_at_10", 0.5, 0)
+    assert len(logged) == 1 and len(reported) == 1
+
+
+def test_dataset_memo_builds_once(tiny_dataset):
+    calls = []
+    build = lambda: calls.append(1) or len(calls)  # noqa: E731
+    assert tiny_dataset.memo(("k", 1), build) == 1 and tiny_dataset.memo(("k", 1), build) == 1
+    assert tiny_dataset.memo(("k", 2), build) == 2 and len(calls) == 2

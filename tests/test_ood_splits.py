@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harness.data.diagnostics import gini, split_diagnostics
-from harness.data.splits import SPLITTERS
+from harness.data import ood
 from harness.data.synthetic import generate
 
 PROTOCOLS = ["popularity_shift", "temporal_shift", "environment_shift"]
@@ -23,7 +23,7 @@ def data():
 
 
 def _split(data, name, **kw):
-    train, valid, test, info = SPLITTERS[name](data, seed=7, **kw)
+    train, valid, test, info = getattr(ood, name)(data, seed=7, **kw)
     return train, valid, test, info
 
 
@@ -57,7 +57,7 @@ def test_iid_twin_has_exactly_the_ood_sizes_but_other_events(data, name):
 def test_splits_are_deterministic_per_seed(data):
     a = _split(data, "popularity_shift")
     b = _split(data, "popularity_shift")
-    c = SPLITTERS["popularity_shift"](data, seed=8)
+    c = ood.popularity_shift(data, seed=8)
     assert all(np.array_equal(x, y) for x, y in zip(a[:3], b[:3]))
     assert not np.array_equal(a[2], c[2])
 

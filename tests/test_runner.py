@@ -8,7 +8,7 @@ import mlflow
 import pytest
 from typer.testing import CliRunner
 
-from conftest import tiny_suite
+from harness.testing import tiny_suite
 from harness.cli import app
 from harness.runner import run_suite
 from harness.suite import load_suite

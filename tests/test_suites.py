@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from conftest import tiny_suite
+from harness.testing import tiny_suite
 from harness.cli import app
 
 cli = CliRunner()

@@ -145,6 +145,11 @@ class LightGCN(torch.nn.Module):
         self._cache = None if self.training else out
         return out
 
+    def drop_cache(self) -> None:
+        """Forget the propagated embeddings (call after changing the weights from outside,
+        e.g. loading them into a model that wraps this one)."""
+        self._cache = None
+
     def train(self, mode: bool = True) -> "LightGCN":
         self._cache = None  # weights may change: recompute propagation after training
         return super().train(mode)

@@ -65,12 +65,9 @@ def history_tokens(dataset: Any, part: str, max_len: int) -> torch.Tensor:
     for ``test`` (cached on the dataset, which is immutable once split)."""
     if part not in ("valid", "test"):
         raise ValueError(f"history for part '{part}': expected 'valid' or 'test'")
-    cache = dataset.__dict__.setdefault("_history_tokens", {})
-    key = (part, max_len)
-    if key not in cache:
-        parts = ("train",) if part == "valid" else ("train", "valid")
-        cache[key] = pad_left(chronological_sequences(dataset, parts), max_len)
-    return cache[key]
+    parts = ("train",) if part == "valid" else ("train", "valid")
+    return dataset.memo(("history_tokens", part, max_len),
+                        lambda: pad_left(chronological_sequences(dataset, parts), max_len))
 
 
 def training_windows(sequences: list[np.ndarray], max_len: int, mode: str = "window"

@@ -5,7 +5,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,6 +41,16 @@ class Dataset:
         elif self.sign_offset is not None:
             raise ValueError(f"dataset '{self.name}': sign_offset is only meaningful for the "
                              f"'signed' task, not '{self.task}'.")
+
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def memo(self, key: Any, build: Callable[[], Any]) -> Any:
+        """``build()`` once per key for this dataset (it is immutable once split): how a
+        sampler or a block keeps derived arrays (popularity weights, padded histories)
+        without writing into the dataset's attributes."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
 
     @property
     def is_signed(self) -> bool:

@@ -19,7 +19,6 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .interactions import Interactions
-from .splits import splitter
 
 Split = tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]
 
@@ -84,7 +83,6 @@ def _result(data: Interactions, parts: tuple[np.ndarray, np.ndarray, np.ndarray]
     return parts[0], parts[1], parts[2], info
 
 
-@splitter("popularity_shift")
 def popularity_shift(data: Interactions, test_ratio: float = 0.2, valid_ratio: float = 0.1,
                      power: float = 1.0, seed: int = 2020, iid_twin: bool = False) -> Split:
     """Test positives drawn without replacement with weight ∝ 1/pop(item)^power, so test
@@ -105,7 +103,6 @@ def popularity_shift(data: Interactions, test_ratio: float = 0.2, valid_ratio: f
     return _result(data, parts, {"shift": "popularity", "power": power}, iid_twin, seed)
 
 
-@splitter("temporal_shift")
 def temporal_shift(data: Interactions, test_ratio: float = 0.2, valid_ratio: float = 0.1,
                    validation: str = "iid", seed: int = 2020, iid_twin: bool = False) -> Split:
     """Global chronological split: the last ``test_ratio`` of events is the test period
@@ -139,7 +136,6 @@ def temporal_shift(data: Interactions, test_ratio: float = 0.2, valid_ratio: flo
     return _result(data, (np.sort(train), known(valid), test), info, iid_twin, seed)
 
 
-@splitter("environment_shift")
 def environment_shift(data: Interactions, feature: str = "age", threshold: Optional[float] = 45,
                       values: Optional[list] = None, minority_train_share: float = 0.2,
                       majority_train_share: float = 0.8, valid_ratio: float = 0.1,

@@ -1,25 +1,17 @@
 """Split protocols. Each returns (train, valid, test) index arrays into the events.
 
 A split is a pure function of the events and its parameters (seed included), so its id
-is a hash of both and every method in a suite sees exactly the same split.
+is a hash of both and every method in a suite sees exactly the same split. The harness's
+core plugin registers these (and :mod:`.ood`'s) through ``bench_register_splits``; a
+third-party plugin registers its own the same way (:class:`harness.api.SplitSpec`).
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 
 from .interactions import Interactions
 
 Indices = tuple[np.ndarray, np.ndarray, np.ndarray]
-SPLITTERS: dict[str, Callable[..., Indices]] = {}
-
-
-def splitter(name: str):
-    def register(fn):
-        SPLITTERS[name] = fn
-        return fn
-    return register
 
 
 def _by_user(data: Interactions, order: np.ndarray) -> list[np.ndarray]:
@@ -46,7 +38,6 @@ def ratio_counts(total: int, ratios: list[float]) -> list[int]:
     return cnt
 
 
-@splitter("random_ratio")
 def random_ratio(data: Interactions, ratios=(0.8, 0.1, 0.1), seed: int = 2020) -> Indices:
     """Per-user random split by ratio (RecBole's ``RS`` + ``RO`` + group_by user)."""
     rng = np.random.default_rng(seed)
@@ -67,7 +58,6 @@ def _time_order(data: Interactions) -> np.ndarray:
     return np.argsort(data.timestamp, kind="stable")
 
 
-@splitter("leave_one_out")
 def leave_one_out(data: Interactions, seed: int = 0) -> Indices:
     """Per user by time: last event to test, second-to-last to validation (users need
     at least 3 events to contribute to validation and test)."""
@@ -81,7 +71,6 @@ def leave_one_out(data: Interactions, seed: int = 0) -> Indices:
     return cat(train), cat(valid), cat(test)
 
 
-@splitter("temporal")
 def temporal(data: Interactions, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> Indices:
     """Global chronological split; valid/test events of users or items unseen in train
     are dropped (a CF model cannot score them)."""
@@ -93,5 +82,3 @@ def temporal(data: Interactions, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> Indic
     keep = lambda idx: np.sort(idx[seen_u[data.user[idx]] & seen_i[data.item[idx]]])  # noqa: E731
     return np.sort(train), keep(order[n_train:n_train + n_valid]), keep(order[n_train + n_valid:])
 
-
-from . import ood  # noqa: E402,F401  (registers the OOD protocols and their IID twins)

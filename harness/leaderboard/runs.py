@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from .. import tracking
 from ..api import BenchError
-from ..scoring import metric_name_from_mlflow
+from ..names import metric_name_from_mlflow
 
 
 @dataclass

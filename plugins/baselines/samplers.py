@@ -73,10 +73,9 @@ def sample(sampler: str, params: dict, users: torch.Tensor, pos_items: torch.Ten
     if sampler == "uniform":
         return uniform_negatives(positives, users, p.n, rng)
     if sampler == "popularity":
-        cache = dataset.__dict__.setdefault("_popularity_weights", {})
-        if p.beta not in cache:
-            cache[p.beta] = popularity_weights(dataset.item_popularity(), p.beta)
-        return popularity_negatives(positives, users, p.n, cache[p.beta], rng)
+        weights = dataset.memo(("popularity_weights", p.beta),
+                               lambda: popularity_weights(dataset.item_popularity(), p.beta))
+        return popularity_negatives(positives, users, p.n, weights, rng)
     if sampler == "degree":
         return _degree_sampler(dataset, p.exponent).sample(users, p.n, rng)
     if sampler == "dns":

@@ -19,9 +19,9 @@ import torch
 
 from harness.blocks.graph import LightGCN, mean_readout, normalized_adjacency, propagate
 from harness.blocks.pairwise import PairwiseParams, train_pairwise
-from harness.scoring import full_ranking_topk, max_cutoff, ranx_evaluate, score_ranking
 
-from harness.api import budget_history
+from harness.api import (budget_history, full_ranking_topk, max_cutoff, mlflow_name,
+                         ranx_evaluate, score_ranking)
 
 from .modules import Representation, dense_adjacency
 
@@ -158,7 +158,7 @@ def _per_epoch_fresh(p, dataset, ctx, select_ctx, rep, a_train, adj_train, a_eva
         head.eval()
         scorer = _scorer(dataset, p, rep, head, a_eval, adj_eval)
         value = select_ctx.validate(scorer, dataset)
-        ctx.report("select_" + ctx.valid_metric.replace("@", "_at_"), value, epoch)
+        ctx.report("select_" + mlflow_name(ctx.valid_metric), value, epoch)
         if value > best_value:
             best, best_value, best_epoch = scorer, value, epoch
     # no early stopping in this mode: the whole budget runs and the best epoch is kept

@@ -16,8 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness import cache
-from harness.api import NonNegativeFloat, Params, PositiveInt, Rate
+from harness.api import NonNegativeFloat, Params, PositiveInt, Rate, get_or_build
 from harness.blocks.mf import MF
 from harness.tasks.ctr import CTRData, fit_ctr, silent_context
 
@@ -71,7 +70,7 @@ def train_cf(data: CTRData, p: CFParams, seed: int, ctx: Any = None,
         model.history = json.loads((folder / "history.json").read_text())
         return _frozen(model.to(device))
 
-    model, _, _ = cache.get_or_build(cache_dir, "ctr_cf", inputs, build, load)
+    model, _, _ = get_or_build(cache_dir, "ctr_cf", inputs, build, load)
     return model
 
 

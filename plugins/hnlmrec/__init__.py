@@ -8,8 +8,6 @@ HNLMRec A, HNLMRec B} is pure suite configuration. Spec: shared/specs/recsys_gra
 """
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from harness.api import MethodSpec
@@ -43,8 +41,7 @@ def pretrainer(p: HNLMRecParams, dataset, ctx):
     epochs, on a quiet copy of the context (its curves are not the cell's)."""
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
-        quiet = dataclasses.replace(ctx, log_metrics=lambda m, step=None: None, on_report=[],
-                                    _rngs={})
+        quiet = ctx.child(quiet=True)
         model = build_backbone(p, dataset, ctx.device)
         pp = PairwiseParams(dim=p.dim, epochs=p.pretrain_epochs, batch_size=p.batch_size, lr=p.lr,
                             reg_weight=p.reg_weight, sampler="uniform",

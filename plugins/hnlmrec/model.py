@@ -64,8 +64,8 @@ class HNLMRecModel(nn.Module):
 
     def load_state_dict(self, *args, **kwargs):
         out = super().load_state_dict(*args, **kwargs)
-        if hasattr(self.backbone, "_cache"):
-            self.backbone._cache = None
+        if hasattr(self.backbone, "drop_cache"):
+            self.backbone.drop_cache()  # restored weights invalidate LightGCN's propagation
         return out
 
     def semantic_negatives(self, users: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from harness import cache
+from harness.api import get_or_build
 from harness.blocks.negatives import PositiveSet, dns_negatives
 from harness.llm import cache_key as llm_cache_key
 from harness.llm import load_llm, sample_responses
@@ -176,7 +176,7 @@ def profiles(llm, info: SideInfo, p: HNLMRecParams, cache_dir: Path, device: Any
         stored = json.loads((folder / "profiles.json").read_text())
         return stored["items"], stored["users"], {"profiles_source": "cache"}
 
-    value, _, _ = cache.get_or_build(cache_dir, "hnlmrec", inputs, make, load,
+    value, _, _ = get_or_build(cache_dir, "hnlmrec", inputs, make, load,
                                      key=f"profiles-{key[:16]}", enabled=p.cache)
     return value
 
@@ -232,7 +232,7 @@ def build(dataset: Any, p: HNLMRecParams, seed: int, cache_dir: Path, device: An
         return SemanticNegatives(**{k: tensors[k] for k in TENSORS}, texts=meta["texts"],
                                  info=meta["info"], source="cache")
 
-    sem, _, _ = cache.get_or_build(cache_dir, "hnlmrec", inputs, make, load,
+    sem, _, _ = get_or_build(cache_dir, "hnlmrec", inputs, make, load,
                                    key=f"{p.route}-{_digest(inputs)[:16]}", enabled=p.cache)
     return sem
 
@@ -284,7 +284,7 @@ def _diagnostics(dataset, vectors, slot_users, item_vectors) -> dict[str, float]
     """Where the semantic negatives land among real items: how often the nearest item is
     a training positive (before exclusion), and how often the nearest non-positive is a
     held-out (validation/test) positive, i.e. a false hard negative."""
-    from harness.metrics_beyond import HeldOutPositives
+    from harness.api import HeldOutPositives
 
     v = torch.nn.functional.normalize(vectors.float(), dim=-1)
     nearest = (v @ torch.nn.functional.normalize(item_vectors.float(), dim=-1).T).argmax(1)
@@ -347,7 +347,7 @@ def _route_b(dataset, info: SideInfo, user_prof, slot_users, slot_items, llm, p:
 
 
 def _held_out_share(dataset, users, items) -> float:
-    from harness.metrics_beyond import HeldOutPositives
+    from harness.api import HeldOutPositives
 
     hits, seen = HeldOutPositives(dataset).count(users, items)
     return hits / max(seen, 1)

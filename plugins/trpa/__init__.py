@@ -3,9 +3,9 @@
 Flow for every method here: ``bench_train`` warm-starts the shared SFT policy through
 :mod:`harness.llm` (cached by content hash, so every method and seed of a suite starts
 from the same weights), wraps it in a :class:`harness.llm.Policy` (current model + frozen
-initial model + tokenizer) and hands it to ``ctx.hook.bench_align``; this plugin's
-``bench_align`` runs TRPA's own loop or a trl trainer and returns the aligned policy,
-which the ``align_tasks`` plugin scores on the reasoning task.
+initial model + tokenizer) and hands it to :func:`align`, which runs TRPA's own loop or a
+trl trainer and returns the aligned policy (a :class:`harness.api.PolicyModel`), which
+the ``align_tasks`` plugin scores on the reasoning task.
 
 Methods: ``trpa`` and its ablations ``trpa_no_ktpo`` (a = 1), ``trpa_best_worst``
 (pairs only between the best and worst level present), ``trpa_no_tr`` (no trust-region
@@ -118,20 +118,15 @@ def bench_train(method, params, dataset, ctx):
     policy = warm_start(p, dataset, ctx)
     if method == "sft_init":
         return policy
-    aligned = ctx.hook.bench_align(method=method, params=params, policy=policy, dataset=dataset,
-                                   ctx=ctx)
-    if aligned is None:
-        raise BenchError(f"no plugin aligned method '{method}'.")
-    return aligned
+    return align(method, params, policy, dataset, ctx)
 
 
-@hookimpl
-def bench_align(method, params, policy, dataset, ctx):
-    if method not in METHODS or method == "sft_init":
-        return None
-    import torch
+def align(method: str, params: dict, policy: Policy, dataset, ctx) -> Policy:
+    """Align the warm-started ``policy`` with ``method`` (TRPA's loop or a trl trainer).
 
-    torch.manual_seed(ctx.seed)
+    The warm start may come from the cache or be trained now, so the cell's own draws
+    start afresh from its seed here."""
+    ctx = ctx.child(seed=ctx.seed)
     p = METHODS[method][0](**params)
     if method.startswith("trpa"):
         from .loop import train_trpa

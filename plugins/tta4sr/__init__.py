@@ -2,8 +2,9 @@
 
 Method ``tta4sr`` wraps a zoo backbone (SASRec, GRU4Rec), trained once per (split,
 backbone params, seed) and cached, and averages its scores over ``m`` augmented copies of
-each user's history. Operators are served through ``bench_augment``: the proposed TNoise,
-TMask-R and TMask-B, and the classic Mask, Substitute, Crop, Reorder and Insert.
+each user's history. Operators are registered through ``bench_register_augmenters`` (so a
+third-party plugin adds its own the same way): the proposed TNoise, TMask-R and TMask-B,
+and the classic Mask, Substitute, Crop, Reorder and Insert.
 Spec: shared/specs/seq_llmrec.md, part 1.
 """
 from __future__ import annotations
@@ -14,13 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from harness.api import MethodSpec
+import functools
+
+from harness.api import AugmenterSpec, MethodSpec, TrainResult
 from harness.hookspecs import hookimpl
-from harness.scoring import score_ranking
+from harness.api import score_ranking
 
 from .backbone import load_or_train
 from .operators import SEQUENCE_OPERATORS, neighbour_table, sequence_views, tnoise_views
-from .params import TTAParams
+from .params import OPERATORS, TTAParams
 from .wrapper import PartScorer, TTAModel, length_buckets
 
 _NEIGHBOURS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
@@ -43,19 +46,37 @@ def bench_train(method, params, dataset, ctx):
     backbone, history, cached = load_or_train(p.backbone, p.backbone_params, dataset, ctx,
                                                seed=p.backbone_seed)
     model = TTAModel(backbone, p, ctx.seed)
+    # scoring adds its TTA timings to this same dict (see bench_score below)
     model.history = {**{k: float(v) for k, v in history.items() if isinstance(v, (int, float))},
                      "backbone_cached": float(cached)}
-    return model
+    return TrainResult(model, model.history)
+
+
+OPERATOR_DOCS = {
+    "tnoise": "TNoise: uniform noise on the input embeddings / output representation",
+    "tmask_r": "TMask-R: remove a share of the history's items",
+    "tmask_b": "TMask-B: block a share of positions in attention (needs an attention encoder)",
+    "mask": "Mask: replace a share of items with the mask token",
+    "substitute": "Substitute: replace a share of items with their most similar item",
+    "crop": "Crop: keep a random contiguous part of the history",
+    "reorder": "Reorder: shuffle a random contiguous part of the history",
+    "insert": "Insert: insert the most similar item before a share of items",
+}
 
 
 @hookimpl
-def bench_augment(operator, params, batch, model, ctx):
+def bench_register_augmenters():
+    return [AugmenterSpec(op, functools.partial(augment, op), OPERATOR_DOCS[op], ("sequential",),
+                          requires=("attention_mask",) if op == "tmask_b" else ())
+            for op in OPERATORS if op != "none"]
+
+
+def augment(operator: str, batch, params: dict, model, ctx):
+    """Augmented views of ``batch`` made by one of TTA4SR's operators."""
     if operator == "tnoise":
         return tnoise_views(batch, model, tuple(params["noise"]), tuple(params["output_noise"]),
                             int(params["n_in"]), int(params["n_out"]))
-    fn = SEQUENCE_OPERATORS.get(operator)
-    if fn is None:
-        return None
+    fn = SEQUENCE_OPERATORS[operator]
     aux: dict[str, Any] = {}
     if operator in ("substitute", "insert"):
         tables = _NEIGHBOURS.setdefault(model, {})

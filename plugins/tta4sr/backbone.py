@@ -13,15 +13,12 @@ import hashlib
 import json
 import inspect
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
-from harness import cache
-from harness.context import seed_everything
-
+from harness.api import get_or_build
 from .params import BACKBONES
 
 
@@ -45,8 +42,7 @@ def load_or_train(backbone: str, backbone_params: dict, dataset: Any, ctx: Any,
     ``seed`` trains the backbone with another seed than the cell's (the cell's seed then
     only drives the augmentation draws)."""
     if seed is not None and seed != ctx.seed:
-        seed_everything(seed)
-        ctx = replace(ctx, seed=seed, _rngs={})
+        ctx = ctx.child(seed=seed)
     encoder_cls = BACKBONES[backbone][1]
 
     def build(folder: Path) -> tuple[torch.nn.Module, dict]:
@@ -73,7 +69,7 @@ def load_or_train(backbone: str, backbone_params: dict, dataset: Any, ctx: Any,
         return model, json.loads((folder / "history.json").read_text())
 
     inputs = {"backbone": backbone, "key": cache_key(backbone, backbone_params, dataset, ctx)}
-    (model, history), _, cached = cache.get_or_build(ctx.cache_dir, "tta4sr", inputs, build,
+    (model, history), _, cached = get_or_build(ctx.cache_dir, "tta4sr", inputs, build,
                                                      load, key=f"{backbone}-{inputs['key']}")
     for name in ("embed", "encode", "item_weights", "score_sequences"):
         if not callable(getattr(model, name, None)):

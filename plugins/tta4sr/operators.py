@@ -42,7 +42,7 @@ class View:
 
 @dataclass
 class SequenceBatch:
-    """What ``bench_augment`` receives: users, their full histories and the RNG recipe."""
+    """What an operator's ``apply`` receives: users, their full histories and the RNG recipe."""
 
     users: np.ndarray                  # user ids, one per row
     sequences: list[np.ndarray]        # full histories as tokens, oldest first, no padding

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from harness.api import Params, Seed
 from harness.blocks.sequence import GRU4Rec, GRU4RecParams, SASRec, SASRecParams
@@ -36,8 +36,8 @@ class TTAParams(Params):
     backbone: Literal["sasrec", "gru4rec"] = "sasrec"
     backbone_params: dict[str, Any] = Field(default_factory=dict,
                                             description="the zoo method's params (validated by it)")
-    operator: Literal["none", "tnoise", "tmask_r", "tmask_b", "mask", "substitute", "crop",
-                      "reorder", "insert"] = "none"
+    operator: str = Field("none", description="an augmentation operator (`bench ls "
+                          "augmenters`; TTA4SR's: " + ", ".join(OPERATORS[1:]) + ") or none")
     m: int = Field(10, ge=1, description="augmented copies per user (sequence operators)")
     ratio: float = Field(0.5, ge=0.0, le=1.0,
                          description="σ (tmask), γ (mask), η (crop), β (reorder), α (substitute/insert)")
@@ -57,6 +57,17 @@ class TTAParams(Params):
         None, description="train the backbone with this seed instead of the cell's (the cell "
                           "seed then only varies the augmentation: TTA seeds on one backbone)")
     tta_seed: Optional[Seed] = Field(None, description="augmentation seed (default: the cell's seed)")
+
+    @field_validator("operator")
+    @classmethod
+    def _registered(cls, v: str, info: ValidationInfo) -> str:
+        """At ``bench validate`` time the catalogue is at hand: the operator must be one
+        some installed plugin registers (``bench_register_augmenters``)."""
+        catalogue = (info.context or {}).get("catalogue")
+        if catalogue is not None and v != "none" and v not in catalogue.augmenters:
+            known = ", ".join(["none", *sorted(catalogue.augmenters)])
+            raise ValueError(f"unknown operator '{v}'. Known: {known}")
+        return v
 
     @field_validator("noise", "output_noise")
     @classmethod
@@ -91,7 +102,7 @@ class TTAParams(Params):
         return n + (1 if self.include_original or self.operator == "none" else 0)
 
     def operator_params(self) -> dict[str, Any]:
-        """What ``bench_augment`` receives for this operator."""
+        """The ``params`` an operator's ``apply`` receives."""
         return {"m": self.m, "ratio": self.ratio, "noise": tuple(self.noise),
                 "output_noise": tuple(self.output_noise or self.noise), "n_in": self.n_in,
                 "n_out": self.n_out, "read_at": self.read_at, "similarity": self.similarity}

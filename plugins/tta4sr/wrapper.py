@@ -1,9 +1,9 @@
-"""The generic TTA wrapper: a frozen backbone, an operator reached through
-``bench_augment``, and mean aggregation of the per-view scores.
+"""The generic TTA wrapper: a frozen backbone, a registered augmentation operator, and mean
+aggregation of the per-view scores.
 
 Nothing here trains or changes the backbone: it stays in eval mode (dropout off) and
-every pass runs under ``torch.no_grad``. Operators come from whichever plugin answers
-``bench_augment`` for the operator name, so a third-party operator plugs in the same way.
+every pass runs under ``torch.no_grad``. Operators are looked up by name in the
+catalogue (``bench_register_augmenters``), so a third-party operator plugs in the same way.
 """
 from __future__ import annotations
 
@@ -87,10 +87,8 @@ class PartScorer:
                               tokens=self.tokens[torch.as_tensor(users)].to(_device(model)),
                               max_len=model.max_len, mask_token=model.mask_token, part=self.part,
                               seed=self.tta.seed, dataset=self.dataset)
-        views = self.ctx.hook.bench_augment(operator=p.operator, params=p.operator_params(),
-                                            batch=batch, model=model, ctx=self.ctx)
-        if views is None:
-            raise RuntimeError(f"no plugin provides the augmentation operator '{p.operator}'")
+        spec = self.ctx.registry.catalogue.augmenter(p.operator)
+        views = spec.apply(batch=batch, params=p.operator_params(), model=model, ctx=self.ctx)
         for v in views:
             if tuple(v.tokens.shape) != (len(users), model.max_len):
                 raise RuntimeError(f"operator '{p.operator}' returned a view shaped "

@@ -108,7 +108,8 @@ def train_udrra(p: UDRRAParams, data: PreferenceData, ctx) -> EnumerablePolicy:
     regime, reference = p.data or default_data, p.reference or default_ref
     prompts, responses = data.sft_pairs(seed=p.llm.seed)
     llm = load_llm(p.llm, data.corpus(), prompts, responses, cache_dir=ctx.cache_dir, device="cpu")
-    torch.manual_seed(ctx.seed)
+    # the LLM may come from the cache or be trained now: start the cell's own draws afresh
+    ctx = ctx.child(seed=ctx.seed)
     pol = EnumerablePolicy(llm.model, llm.tokenizer, data, p.tau)
     with torch.no_grad():
         pol.ref_logp = pol.enumerate_logprobs().detach()
