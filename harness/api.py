@@ -254,6 +254,16 @@ class TrainResult:
     model: Any
     history: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, out: Any) -> "TrainResult":
+        """What ``bench_train`` returned, as a TrainResult: itself, or a bare model with
+        its ``history`` attribute if it has one (plugins written before TrainResult). The
+        history dict is kept, not copied: a scorer may add its own figures to it."""
+        if isinstance(out, cls):
+            return out if out.history is not None else cls(out.model, {})
+        history = getattr(out, "history", None)
+        return cls(out, history if isinstance(history, dict) else {})
+
 
 @dataclass
 class TaskData:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from .api import BenchError, ScoreResult
+from .api import BenchError, ScoreResult, TrainResult
 
 
 def seed_everything(seed: int) -> None:
@@ -79,6 +79,14 @@ class Context:
         return dataclasses.replace(self, **changes)
 
     # -- stage helpers a plugin calls ------------------------------------------------------
+    def train(self, method: str, params: dict, dataset: Any) -> TrainResult:
+        """Ask the plugins to train ``method`` (what the runner does for a cell; how a
+        method trains another plugin's model as its backbone). Always a TrainResult."""
+        out = self.hook.bench_train(method=method, params=dict(params), dataset=dataset, ctx=self)
+        if out is None:
+            raise BenchError(f"no plugin trained method '{method}'.")
+        return TrainResult.of(out)
+
     def load_dataset(self, name: str, params: Optional[dict] = None) -> Any:
         """Ask the plugins for dataset ``name``: what the runner does for a suite's dataset
         entry, and how a loader delegates to another plugin's loader (e.g. a filtered

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import cache
-from .api import BenchError, TaskData, TrainResult
+from .api import BenchError, TaskData
 from .names import metric_name_from_mlflow
 from .context import Context, default_device, seed_everything
 from .data.dataset import Dataset, split_id_for
@@ -137,18 +137,6 @@ def cell_context(cell: Cell, registry: Registry, log: Any = None,
                    log_metrics=(log.metrics if log else (lambda m, step=None: None)))
 
 
-def unpack_train_result(out: Any) -> tuple[Any, dict[str, Any]]:
-    """(model, history) from what ``bench_train`` returned: a :class:`TrainResult`, or a
-    bare model (third-party plugins written before TrainResult; ``model.history`` is read).
-
-    The history dict itself is returned, not a copy: the runner logs it after scoring, so
-    a scorer may add its own figures (TTA timings) to the same dict."""
-    if isinstance(out, TrainResult):
-        return out.model, out.history if out.history is not None else {}
-    history = getattr(out, "history", None)
-    return out, history if isinstance(history, dict) else {}
-
-
 def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
              cache_dir: Path = CACHE_DIR, setup: Optional[Callable[[Context], None]] = None,
              part: str = "test", ctx: Optional[Context] = None
@@ -168,11 +156,10 @@ def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
     memory.reset_peak()  # peak_rss_mb is this cell's, not the process's so far
     t0 = time.perf_counter()
     with count_optimizer_steps() as steps:
-        out = hook.bench_train(method=cell.method.name, params=dict(cell.method_params),
-                               dataset=dataset, ctx=ctx)
-    if out is None:
-        raise BenchError(f"no plugin trained method '{cell.method.name}'.")
-    model, history = unpack_train_result(out)
+        trained = ctx.train(cell.method.name, cell.method_params, dataset)
+    # a bare model's .history is read too; the dict is logged after scoring, so a scorer
+    # may add its own figures to it (TTA timings)
+    model, history = trained.model, trained.history
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     result = ctx.score(model, dataset, part, list(cell.metrics))

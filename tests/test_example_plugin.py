@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bench-itemknn"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bench-userknn"
 BENCH = shutil.which("bench") or str(Path(sys.executable).with_name("bench"))
 
 
@@ -20,17 +20,17 @@ def installed_example():
     try:
         yield
     finally:
-        subprocess.run(pip + ["uninstall", "-y", "bench-itemknn"], check=True)
+        subprocess.run(pip + ["uninstall", "-y", "bench-userknn"], check=True)
 
 
 def test_third_party_plugin_installs_and_runs(installed_example, workdir):
     env = dict(os.environ, PYTHONPATH="")
     listed = subprocess.run([BENCH, "plugins", "--json"], capture_output=True, text=True, env=env)
-    assert '"itemknn"' in listed.stdout and '"bench-itemknn"' in listed.stdout
+    assert '"userknn"' in listed.stdout and '"bench-userknn"' in listed.stdout
     run = subprocess.run([BENCH, "run", str(EXAMPLE / "suite.yaml"), "-q"], capture_output=True,
                          text=True, env=env, cwd=workdir)
     assert run.returncode == 0, run.stderr
     rows = {line.split("│")[2].strip(): float(line.split("│")[3]) for line in run.stdout.splitlines()
-            if line.count("│") >= 4 and ("itemknn" in line or " pop " in line)}
+            if line.count("│") >= 4 and ("userknn" in line or " pop " in line)}
     # on planted low-rank data a neighbourhood model must beat popularity
-    assert rows["itemknn"] > rows["pop"]
+    assert rows["userknn"] > rows["pop"]

@@ -43,4 +43,4 @@ def test_route_b_cell_is_reproducible_and_reuses_its_cache(tmp_path):
     assert a.history["semantic_from_cache"] == 0.0 and b.history["semantic_from_cache"] == 1.0
     assert a.history["lora_trainable_params"] > 0
     users = torch.arange(ds.n_users)
-    assert torch.equal(a.score(users), b.score(users))  # same seed, same numbers (cache or not)
+    assert torch.equal(a.model.score(users), b.model.score(users))  # same seed, same numbers (cache or not)

@@ -6,7 +6,7 @@ package only registers it and maps suite parameters onto it.
 """
 from __future__ import annotations
 
-from harness.api import MethodSpec
+from harness.api import MethodSpec, TrainResult
 from harness.blocks.graph import LightGCN
 from harness.blocks.pairwise import train_pairwise
 from harness.blocks.sequence import GRU4Rec, GRU4RecParams, SASRec, SASRecParams, train_next_item
@@ -60,26 +60,22 @@ def bench_train(method, params, dataset, ctx):
     if method == "bpr_mf":
         p = BPRMFParams(**params)
         model = MF(dataset.n_users, dataset.n_items, p.dim, p.loss, p.margin).to(ctx.device)
-        model.history = train_pairwise(model, dataset, ctx, p)
-        return model
+        return TrainResult(model, train_pairwise(model, dataset, ctx, p))
     if method == "lightgcn":
         p = LightGCNParams(**params)
         model = LightGCN.from_dataset(dataset, p.dim, p.n_layers, device=ctx.device, loss=p.loss,
                                       margin=p.margin).to(ctx.device)
-        model.history = train_pairwise(model, dataset, ctx, p)
-        return model
+        return TrainResult(model, train_pairwise(model, dataset, ctx, p))
     if method == "sasrec":
         p = SASRecParams(**params)
         model = SASRec(dataset.n_items, p.dim, p.max_len, p.n_layers, p.n_heads, p.inner,
                        p.dropout, p.attn_dropout).to(ctx.device)
-        model.history = train_next_item(model, dataset, ctx, p)
-        return model
+        return TrainResult(model, train_next_item(model, dataset, ctx, p))
     if method == "gru4rec":
         p = GRU4RecParams(**params)
         model = GRU4Rec(dataset.n_items, p.dim, p.max_len, p.hidden, p.n_layers,
                         p.dropout).to(ctx.device)
-        model.history = train_next_item(model, dataset, ctx, p)
-        return model
+        return TrainResult(model, train_next_item(model, dataset, ctx, p))
     return None
 
 

@@ -20,7 +20,7 @@ import torch
 from harness.blocks.graph import LightGCN, mean_readout, normalized_adjacency, propagate
 from harness.blocks.pairwise import PairwiseParams, train_pairwise
 
-from harness.api import (budget_history, full_ranking_topk, max_cutoff, mlflow_name,
+from harness.api import (TrainResult, budget_history, full_ranking_topk, max_cutoff, mlflow_name,
                          ranx_evaluate, score_ranking)
 
 from .modules import Representation, dense_adjacency
@@ -132,8 +132,9 @@ def train(p, dataset, ctx) -> torch.nn.Module:
         model, history = _per_epoch_fresh(p, dataset, ctx, select_ctx, rep, a_train,
                                           adj_train, a_eval, adj_eval)
         rep_s = None
-    model.history = {**history, **({"representation_seconds": rep_s} if rep_s is not None else {})}
-    return model
+    if rep_s is not None:
+        history = {**history, "representation_seconds": rep_s}
+    return TrainResult(model, history)
 
 
 def _per_epoch_fresh(p, dataset, ctx, select_ctx, rep, a_train, adj_train, a_eval, adj_eval):

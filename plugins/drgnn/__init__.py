@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from harness.api import MethodSpec, PositiveFloat, PositiveInt
+from harness.api import MethodSpec, PositiveFloat, PositiveInt, TrainResult
 from harness.blocks.graph import LightGCN, mark_symmetric, normalized_adjacency, propagate
 from harness.blocks.pairwise import PairwiseParams, bpr_loss, embedding_l2, train_pairwise
 from harness.hookspecs import hookimpl
@@ -91,5 +91,4 @@ def bench_train(method: str, params: dict, dataset, ctx) -> Optional[DRGNN]:
     adj = normalized_adjacency(dataset.n_users, dataset.n_items, coo.row, coo.col, device=ctx.device)
     model = DRGNN(dataset.n_users, dataset.n_items, p.dim, p.n_layers, adj,
                   alpha=p.alpha, tau=p.tau, dro=p.dro).to(ctx.device)
-    model.history = train_pairwise(model, dataset, ctx, p)
-    return model
+    return TrainResult(model, train_pairwise(model, dataset, ctx, p))

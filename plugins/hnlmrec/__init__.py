@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.api import MethodSpec
+from harness.api import MethodSpec, TrainResult
 from harness.blocks.graph import LightGCN
 from harness.blocks.mf import MF
 from harness.blocks.pairwise import PairwiseParams, train_pairwise
@@ -76,5 +76,4 @@ def bench_train(method, params, dataset, ctx):
     history.update({k: float(v) for k, v in sem.info.items()
                     if isinstance(v, (int, float)) and v is not None})
     history["semantic_from_cache"] = float(sem.source == "cache")
-    model.history = history
-    return model
+    return TrainResult(model, history)

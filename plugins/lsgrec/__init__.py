@@ -9,7 +9,7 @@ Ablations: ``high_order_negatives: false`` (Nₗ = 0 for l ≥ 2), ``w_neg: 0``.
 """
 from __future__ import annotations
 
-from harness.api import MethodSpec, NonNegativeFloat
+from harness.api import MethodSpec, NonNegativeFloat, TrainResult
 from harness.blocks.signed import SignedParams, train_signed
 from harness.hookspecs import hookimpl
 
@@ -42,5 +42,4 @@ def bench_train(method, params, dataset, ctx):
         high_order_negatives=p.high_order_negatives, reg_weight=p.reg_weight, w_pos=p.w_pos,
         w_neg=p.w_neg, w_rating=p.w_rating, w_cross=p.w_cross,
         code_faithful_rating_mse=p.code_faithful_rating_mse).to(ctx.device)
-    model.history = train_signed(model, dataset, ctx, p)
-    return model
+    return TrainResult(model, train_signed(model, dataset, ctx, p))

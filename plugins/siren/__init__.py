@@ -1,7 +1,7 @@
 """SiReN baseline for the signed task: LightGCN on likes + MLP on dislikes + attention."""
 from __future__ import annotations
 
-from harness.api import MethodSpec, PositiveInt
+from harness.api import MethodSpec, PositiveInt, TrainResult
 from harness.blocks.signed import SignedParams, train_signed
 from harness.hookspecs import hookimpl
 
@@ -26,5 +26,4 @@ def bench_train(method, params, dataset, ctx):
     p = SiReNParams(**params)
     model = SiReN.from_dataset(dataset, p.dim, p.n_layers, device=ctx.device,
                                mlp_layers=p.mlp_layers, reg_weight=p.reg_weight).to(ctx.device)
-    model.history = train_signed(model, dataset, ctx, p)
-    return model
+    return TrainResult(model, train_signed(model, dataset, ctx, p))

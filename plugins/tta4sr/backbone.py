@@ -47,14 +47,12 @@ def load_or_train(backbone: str, backbone_params: dict, dataset: Any, ctx: Any,
 
     def build(folder: Path) -> tuple[torch.nn.Module, dict]:
         t0 = time.perf_counter()
-        model = ctx.hook.bench_train(method=backbone, params=dict(backbone_params),
-                                     dataset=dataset, ctx=ctx)
-        if model is None:
-            raise RuntimeError(f"no plugin trained the backbone '{backbone}'")
+        trained = ctx.train(backbone, backbone_params, dataset)
+        model = trained.model
         if type(model) is not encoder_cls:
             raise TypeError(f"backbone '{backbone}' came back as {type(model).__name__}, "
                             f"expected {encoder_cls.__name__}")
-        history = dict(getattr(model, "history", None) or {})
+        history = dict(trained.history)
         history["backbone_train_seconds"] = time.perf_counter() - t0
         torch.save(model.state_dict(), folder / "weights.pt")
         (folder / "history.json").write_text(json.dumps(

@@ -1,31 +1,16 @@
-"""The shared tiny-LLM layer: one way to get a (model, tokenizer) pair, offline.
+"""Getting a (model, tokenizer) pair offline, and caching the warm-started result.
 
-Why it exists: every LLM method (TRPA, UDRRA, HNLMRec, CoRA, StyleVector, EPT) needs a
-causal LM and a tokenizer without touching a model hub, and cells that share a config
-should share the (slow) warm start instead of redoing it. Two routes, one interface:
-
-* ``LLMConfig(path="/local/ckpt")`` loads a local Hugging Face checkpoint directory
-  (``local_files_only``; a hub id is refused because the directory must exist);
-* ``LLMConfig(family="llama", layers=2, dim=64, sft_steps=...)`` trains a tokenizer on the
-  task's corpus, builds a tiny decoder from a config and warm-starts it by supervised
-  fine-tuning on generated (prompt, response) pairs.
-
-Either way :func:`load_llm` returns an :class:`LLM` whose model and tokenizer behave the
-same (the config route is saved with ``save_pretrained`` under
-``.bench_cache/llm/<content hash>/`` and read back through the path route), so later
-cells with the same config, corpus and SFT data reuse it.
-
-Also here, because every alignment method needs them: per-token log-probabilities of a
-response under a model (:func:`response_logprobs`), batched sampling
-(:func:`sample_responses`), and :class:`Policy`, the object ``bench_align`` receives and
-returns (current model + frozen initial model + tokenizer).
+Two routes, one interface (:func:`load_llm`): a local checkpoint directory
+(``LLMConfig(path=...)``, never a hub id) or a tiny LLaMA/GPT-2 built from a config with a
+tokenizer trained on the task's corpus; either may be warm-started by SFT
+(:mod:`harness.llm.sft`) and is then saved under ``<cache_dir>/llm/<content hash>/``
+through :mod:`harness.cache`, so later cells with the same inputs load it back.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +19,8 @@ from typing import Any, Iterable, Literal, Optional, Sequence
 import torch
 from pydantic import Field, model_validator
 
-from .api import BenchError, Params, Rate, Seed
+from ..api import BenchError, Params, Rate, Seed
+from .sft import sft
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 #: tokens every tokenizer made here has; structure tags are single tokens (not "special",
@@ -102,7 +88,7 @@ class LLM:
 
 @dataclass
 class Policy:
-    """What ``bench_align`` receives and returns: the policy being trained, the frozen
+    """What an alignment method trains and returns: the policy being trained, the frozen
     model it started from (the reference for KL and log-ratios), and the tokenizer.
     ``history`` holds per-step curves (name -> list of (step, value))."""
 
@@ -206,67 +192,6 @@ def load_local(path: str | Path, safetensors_only: bool = False) -> tuple[Any, A
     return model, tok
 
 
-# --- supervised warm start -----------------------------------------------------------------
-
-def encode_pairs(tokenizer, prompts: Sequence[str], responses: Sequence[str],
-                 add_eos: bool = True) -> dict[str, torch.Tensor]:
-    """Right-padded ``prompt + response (+eos)`` ids with a mask of the response tokens.
-
-    Prompt and response are tokenised separately and concatenated, so the response's
-    tokens are the same whatever the prompt (log-probs of a response are well defined).
-    """
-    rows, masks = [], []
-    for p, r in zip(prompts, responses):
-        p_ids = tokenizer(p, add_special_tokens=False)["input_ids"]
-        r_ids = tokenizer(r, add_special_tokens=False)["input_ids"]
-        if add_eos:
-            r_ids = r_ids + [tokenizer.eos_token_id]
-        rows.append(p_ids + r_ids)
-        masks.append([0] * len(p_ids) + [1] * len(r_ids))
-    width = max(len(r) for r in rows)
-    pad = tokenizer.pad_token_id
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    att = torch.zeros((len(rows), width), dtype=torch.long)
-    resp = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (r, m) in enumerate(zip(rows, masks)):
-        ids[i, :len(r)] = torch.tensor(r)
-        att[i, :len(r)] = 1
-        resp[i, :len(m)] = torch.tensor(m)
-    return {"input_ids": ids, "attention_mask": att, "response_mask": resp}
-
-
-def sft(model, tokenizer, prompts: Sequence[str], responses: Sequence[str], steps: int,
-        lr: float = 3e-3, batch_size: int = 32, seed: int = 0,
-        device: torch.device | str = "cpu") -> list[float]:
-    """Causal-LM loss on the response tokens (AdamW, warm-up + cosine); returns losses."""
-    if steps <= 0:
-        return []
-    if len(prompts) != len(responses) or not prompts:
-        raise BenchError("sft: prompts and responses must be non-empty and of equal length.")
-    g = torch.Generator().manual_seed(seed)
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    warm = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    losses = []
-    for _ in range(steps):
-        idx = torch.randint(len(prompts), (min(batch_size, len(prompts)),), generator=g).tolist()
-        batch = encode_pairs(tokenizer, [prompts[i] for i in idx], [responses[i] for i in idx])
-        lp = response_logprobs(model, batch["input_ids"].to(device),
-                               batch["attention_mask"].to(device))
-        mask = batch["response_mask"][:, 1:].to(device).float()
-        loss = -(lp * mask).sum() / mask.sum()
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-    model.eval()
-    return losses
-
-
 # --- loading with a content-hash cache ------------------------------------------------------
 
 def _digest(obj: Any) -> str:
@@ -335,7 +260,7 @@ def load_llm(cfg: LLMConfig | dict, corpus: Sequence[str] = (), sft_prompts: Seq
         model, tok = load_local(folder, safetensors_only=True)
         return model, tok, json.loads((folder / "bench_llm.json").read_text())
 
-    from . import cache
+    from .. import cache
 
     inputs = {"llm": key, "config": cfg.model_dump(exclude={"cache"})}
     (model, tok, info), target, hit = cache.get_or_build(cache_dir, "llm", inputs, build, load,
@@ -343,61 +268,3 @@ def load_llm(cfg: LLMConfig | dict, corpus: Sequence[str] = (), sft_prompts: Seq
     return LLM(model.to(device).eval(), tok, "cache" if hit else "config", target, info)
 
 
-# --- log-probs and sampling used by alignment methods -----------------------------------------
-
-def response_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """log p(token_t | tokens_<t) for t = 1..T-1, shape [B, T-1] (position 0 has none).
-
-    Works for left- and right-padded batches (positions come from the attention mask).
-    """
-    pos = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos).logits
-    logits = logits[:, :-1].float()
-    return torch.log_softmax(logits, -1).gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-
-
-@dataclass
-class Samples:
-    """Sampled responses: ids (left-padded prompt + right-padded response), masks, text."""
-
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    response_mask: torch.Tensor  # aligned with input_ids[:, 1:] (the predicted tokens)
-    texts: list[str]
-    prompt_index: list[int]
-
-
-@torch.no_grad()
-def sample_responses(model, tokenizer, prompts: Sequence[str], n: int = 1,
-                     max_new_tokens: int = 64, temperature: float = 1.0,
-                     device: torch.device | str = "cpu") -> Samples:
-    """``n`` responses per prompt (greedy when ``temperature == 0``), via ``generate``.
-
-    The response mask covers generated tokens up to and including the first EOS.
-    Randomness comes from torch's global RNG, which the harness seeds per cell.
-    """
-    tokenizer.padding_side = "left"
-    enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
-    enc = {k: v.to(device) for k, v in enc.items()}
-    was_training = model.training
-    model.eval()
-    kw = dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=0) if temperature > 0 \
-        else dict(do_sample=False)
-    out = model.generate(**enc, max_new_tokens=max_new_tokens, num_return_sequences=n,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         **kw)
-    if was_training:
-        model.train()
-    plen = enc["input_ids"].shape[1]
-    gen = out[:, plen:]
-    is_eos = gen == tokenizer.eos_token_id
-    after_eos = (is_eos.cumsum(-1) - is_eos.long()) > 0  # strictly after the first EOS
-    gen_mask = (~after_eos).long()
-    gen = torch.where(gen_mask.bool(), gen, torch.full_like(gen, tokenizer.pad_token_id))
-    prompt_att = enc["attention_mask"].repeat_interleave(n, 0)
-    input_ids = torch.cat([enc["input_ids"].repeat_interleave(n, 0), gen], 1)
-    attention_mask = torch.cat([prompt_att, gen_mask], 1)
-    response_mask = torch.cat([torch.zeros_like(prompt_att), gen_mask], 1)[:, 1:]
-    texts = tokenizer.batch_decode(gen, skip_special_tokens=True)
-    return Samples(input_ids, attention_mask, response_mask, texts,
-                   [i for i in range(len(prompts)) for _ in range(n)])
