@@ -21,6 +21,9 @@ takes precedence, as always in pytest):
     a temporary SQLite MLflow store (``sqlite:///<workdir>/mlflow.db``)
 ``write_suite``
     ``write_suite(dict_or_text, name="suite.yaml") -> Path``
+``runtime_plugin``
+    ``runtime_plugin("my_plugin", source)`` writes a plugin module and registers it by
+    import path (``BENCH_PLUGINS``) for the test
 ``run_suite``
     one call from a suite (dict or path) to finished cells:
     ``run = run_suite(tiny_suite(methods=[{"name": "mine"}]))``; ``run.results`` are the
@@ -100,16 +103,14 @@ class SuiteRun:
 
 
 def cell_runs(tracking_uri: str, suite: str) -> list:
-    """The cell runs of ``suite`` in an MLflow store."""
-    import mlflow
+    """The cell runs (finished or failed) of ``suite`` in an MLflow store."""
+    from .tracking import open_client, search_all_runs
 
-    from .tracking import absolute_uri
-
-    client = mlflow.MlflowClient(absolute_uri(tracking_uri))
+    client, _ = open_client(tracking_uri)
     exp = client.get_experiment_by_name(suite)
     if exp is None:
         return []
-    return client.search_runs([exp.experiment_id], filter_string="tags.`bench.kind` = 'cell'")
+    return search_all_runs(client, [exp.experiment_id], "tags.`bench.kind` = 'cell'")
 
 
 # --- fixtures ------------------------------------------------------------------------------
@@ -145,6 +146,30 @@ def write_suite(workdir: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def runtime_plugin(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], Path]:
+    """``runtime_plugin("my_plugin", source)``: write a plugin module into ``workdir`` and
+    register it by import path (``BENCH_PLUGINS``) for every registry the test makes, as
+    a plugin under development is; removed again after the test."""
+    import sys
+    import textwrap
+
+    names: list[str] = []
+
+    def add(name: str, source: str) -> Path:
+        path = workdir / f"{name}.py"
+        path.write_text(textwrap.dedent(source))
+        if not names:
+            monkeypatch.syspath_prepend(str(workdir))
+        names.append(name)
+        monkeypatch.setenv("BENCH_PLUGINS", ",".join(names))
+        return path
+
+    yield add
+    for name in names:
+        sys.modules.pop(name, None)
 
 
 @pytest.fixture

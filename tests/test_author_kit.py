@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 from typer.testing import CliRunner
@@ -99,12 +98,8 @@ def bench_register_augmenters():
 
 
 @pytest.fixture
-def third_party(workdir, monkeypatch):
-    (workdir / "third_party.py").write_text(textwrap.dedent(THIRD_PARTY))
-    monkeypatch.syspath_prepend(str(workdir))
-    monkeypatch.setenv("BENCH_PLUGINS", "third_party")
-    yield
-    sys.modules.pop("third_party", None)
+def third_party(runtime_plugin):
+    runtime_plugin("third_party", THIRD_PARTY)
 
 
 def test_a_third_party_split_runs_and_is_in_the_cell_hash(third_party, run_suite):

@@ -4,8 +4,6 @@ model, and every plugin part a cell uses (with its version) is in the cell hash.
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
 
 import mlflow
 import pytest
@@ -99,12 +97,9 @@ def bench_on_cell_end(cell, ctx, result):
 
 
 @pytest.fixture
-def contract_plugin(workdir, monkeypatch):
-    (workdir / "contract_plugin.py").write_text(textwrap.dedent(CONTRACT_PLUGIN))
-    monkeypatch.syspath_prepend(str(workdir))
-    monkeypatch.setenv("BENCH_PLUGINS", "contract_plugin")
-    yield workdir
-    sys.modules.pop("contract_plugin", None)
+def contract_plugin(workdir, runtime_plugin):
+    runtime_plugin("contract_plugin", CONTRACT_PLUGIN)
+    return workdir
 
 
 def _ends(workdir) -> list[dict]:
@@ -180,8 +175,8 @@ def test_the_plugin_tag_names_every_part_a_cell_uses(workdir, write_suite):
     assert cli.invoke(app, ["run", str(write_suite(suite)), "-q"]).exit_code == 0
     run, = _runs("tiny")
     parts = dict(p.split("=", 1) for p in run.data.tags["bench.plugin"].split("; "))
-    assert set(parts) == {"method:bpr_mf", "dataset:synthetic", "metric:ndcg", "metric:mrr",
-                          "sampler:popularity"}
+    assert set(parts) == {"method:bpr_mf", "dataset:synthetic", "split:random_ratio",
+                          "metric:ndcg", "metric:mrr", "sampler:popularity"}
     assert parts["method:bpr_mf"].startswith("baselines@")
     assert parts["dataset:synthetic"].startswith("bench.core@bench==")
 
@@ -231,12 +226,8 @@ def bench_train(method, params, dataset):
 
 
 @pytest.fixture
-def ease_plugin(workdir, monkeypatch):
-    (workdir / "ease_plugin.py").write_text(textwrap.dedent(EASE_PLUGIN))
-    monkeypatch.syspath_prepend(str(workdir))
-    monkeypatch.setenv("BENCH_PLUGINS", "ease_plugin")
-    yield
-    sys.modules.pop("ease_plugin", None)
+def ease_plugin(runtime_plugin):
+    runtime_plugin("ease_plugin", EASE_PLUGIN)
 
 
 def test_an_aliased_param_reaches_the_plugin_and_mlflow_as_written(ease_plugin, write_suite):

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import tiny_suite
+from harness.testing import tiny_suite
 from harness.cli import app
 from harness.grid import GridError, apply_set, parse_only
 from harness.plan import plan_cells

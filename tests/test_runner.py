@@ -1,8 +1,6 @@
 """The runner end to end on tiny data: resume, failure isolation, determinism, MLflow."""
 from __future__ import annotations
 
-import sys
-import textwrap
 
 import mlflow
 import pytest
@@ -93,12 +91,8 @@ def bench_train(method, params, dataset, ctx):
 
 
 @pytest.fixture
-def flaky_plugin(workdir, monkeypatch):
-    (workdir / "flaky_plugin.py").write_text(textwrap.dedent(FLAKY_PLUGIN))
-    monkeypatch.syspath_prepend(str(workdir))
-    monkeypatch.setenv("BENCH_PLUGINS", "flaky_plugin")
-    yield
-    sys.modules.pop("flaky_plugin", None)
+def flaky_plugin(runtime_plugin):
+    runtime_plugin("flaky_plugin", FLAKY_PLUGIN)
 
 
 def test_failing_cell_is_recorded_and_the_grid_goes_on(flaky_plugin, write_suite):
