@@ -288,3 +288,22 @@ def test_every_arm_runs_on_lamp_format_users(tmp_path, task, profile):
         preds = arm.predict(d.test)
         means, _ = score_predictions(d.test, preds)
         assert set(means) == {"rouge_1", "rouge_l", "meteor"}  # no style/content on real data
+
+
+def test_pca_and_logreg_extractors_are_aligned_and_scaled_to_the_mean_difference():
+    from plugins.stylevector.steering import style_vector
+
+    g = torch.Generator().manual_seed(0)
+    shift = torch.zeros(16)
+    shift[3] = 4.0
+    neg = torch.randn(40, 16, generator=g)
+    pos = neg + shift + 0.1 * torch.randn(40, 16, generator=g)
+    mean = style_vector(pos, neg)
+    assert torch.allclose(mean, pos.mean(0) - neg.mean(0))
+    assert torch.equal(style_vector(pos, None), pos.mean(0))  # the positive-mean ablation
+    for kind in ("pca", "logreg"):
+        v = style_vector(pos, neg, kind)
+        direction = v / v.norm()
+        assert float(v @ mean) > 0                                    # sign-aligned
+        assert torch.isclose(v.norm(), (mean @ direction).abs(), rtol=1e-4)  # mean's projection
+        assert int(direction.abs().argmax()) == 3                     # finds the shifted axis

@@ -162,7 +162,7 @@ def style_vector(pos: torch.Tensor, neg: torch.Tensor | None, extractor: str = "
     (``None``: the positive mean alone, the ablation).
 
     ``mean_diff`` (the paper's default) = mean(pos) − mean(neg). ``pca`` takes the first
-    principal direction of the paired differences and ``logreg`` a logistic-regression
+    (uncentred) principal direction of the paired differences and ``logreg`` a logistic-regression
     probe's weight; both are sign-aligned with and scaled to the mean difference's
     projection on them, so α means the same across extractors.
     """
@@ -174,8 +174,9 @@ def style_vector(pos: torch.Tensor, neg: torch.Tensor | None, extractor: str = "
     if extractor == "pca":
         if pos.shape != neg.shape:
             raise BenchError("stylevector: the pca extractor needs paired negatives.")
-        diffs = pos - neg
-        _, _, v = torch.linalg.svd(diffs - diffs.mean(0), full_matrices=False)
+        # uncentred: centring the paired differences would remove the very direction
+        # (their mean) that the style shifts them along
+        _, _, v = torch.linalg.svd(pos - neg, full_matrices=False)
         direction = v[0]
     elif extractor == "logreg":
         from sklearn.linear_model import LogisticRegression
