@@ -81,12 +81,12 @@ def _train(registry, data, method, params, tmp_path):
     base = {"dim": 16, "hidden": 16, "epochs": 2, "batch_size": 64}
     if method == "hier":
         base.update(pretrain_epochs=1, pretrain_batch_size=4096)
-    return registry.pm.hook.bench_train(method=method, params={**base, **params}, dataset=data,
-                                        ctx=ctx), ctx
+    return ctx.train(method, {**base, **params}, data), ctx
 
 
 def test_relation_embedding_is_frozen_by_default(registry, tiny_data, tmp_path):
-    model, ctx = _train(registry, tiny_data, "hier", {}, tmp_path)
+    trained, ctx = _train(registry, tiny_data, "hier", {}, tmp_path)
+    model = trained.model
     info = tiny_data.extra["medrec"]
     for f in ("conditions", "procedures"):
         emb = model.embed[f]
@@ -107,7 +107,7 @@ def test_relation_embedding_is_frozen_by_default(registry, tiny_data, tmp_path):
 
 
 def test_finetuned_relation_moves_and_ablations_build(registry, tiny_data, tmp_path):
-    model, _ = _train(registry, tiny_data, "hier", {"relation": "finetune"}, tmp_path)
+    model = _train(registry, tiny_data, "hier", {"relation": "finetune"}, tmp_path)[0].model
     info = tiny_data.extra["medrec"]
     emb = model.embed["conditions"]
     assert emb.rel.weight.requires_grad
@@ -115,9 +115,9 @@ def test_finetuned_relation_moves_and_ablations_build(registry, tiny_data, tmp_p
                        batch_size=4096, lr=1e-3, dropout=0.5)
     rows = [info.trees["conditions"].index[c] for c in info.vocab["conditions"]]
     assert not torch.allclose(emb.rel.weight[1:], z[rows])
-    pos, _ = _train(registry, tiny_data, "hier", {"relation": False}, tmp_path)
+    pos = _train(registry, tiny_data, "hier", {"relation": False}, tmp_path)[0].model
     assert not hasattr(pos.embed["conditions"], "rel")
-    rel, _ = _train(registry, tiny_data, "hier", {"position": False}, tmp_path)
+    rel = _train(registry, tiny_data, "hier", {"position": False}, tmp_path)[0].model
     assert not hasattr(rel.embed["conditions"], "proj")
     for enc in ("flat", "flat_unk", "flat_anc"):
         m, _ = _train(registry, tiny_data, "gamenet_lite", {"encoder": enc}, tmp_path)
@@ -125,7 +125,7 @@ def test_finetuned_relation_moves_and_ablations_build(registry, tiny_data, tmp_p
 
 
 def test_flat_unk_zeroes_codes_unseen_in_training(registry, tiny_data, tmp_path):
-    model, _ = _train(registry, tiny_data, "gamenet_lite", {"encoder": "flat_unk"}, tmp_path)
+    model = _train(registry, tiny_data, "gamenet_lite", {"encoder": "flat_unk"}, tmp_path)[0].model
     info = tiny_data.extra["medrec"]
     emb = model.embed["conditions"]
     unseen = [i + 1 for i, c in enumerate(info.vocab["conditions"])

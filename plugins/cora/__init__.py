@@ -16,7 +16,7 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from harness.api import (DatasetSpec, MethodSpec, MetricSpec, NonNegativeInt, Params,
+from harness.api import (TrainResult, DatasetSpec, MethodSpec, MetricSpec, NonNegativeInt, Params,
                         PositiveFloat, PositiveInt, Rate, Seed, NonNegativeFloat,
                         parse_dataset_params)
 from harness.hookspecs import hookimpl
@@ -148,7 +148,8 @@ def bench_train(method: str, params: dict, dataset, ctx):
         return None
     from .train import train_method
 
-    return train_method(method, PARAMS[method](**params), dataset, ctx)
+    model = train_method(method, PARAMS[method](**params), dataset, ctx)
+    return TrainResult(model, model.history)
 
 
 @hookimpl

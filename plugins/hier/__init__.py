@@ -26,7 +26,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator
 
-from harness.api import (BenchError, DatasetSpec, MethodSpec, MetricSpec, Params, Rate,
+from harness.api import (TrainResult, BenchError, DatasetSpec, MethodSpec, MetricSpec, Params, Rate,
                          parse_dataset_params)
 from harness.blocks.medrec import (FEATURES, AncestorEmbedding, FlatEmbedding, MedRecParams,
                                    VisitEncoderRecommender, part_tensors, train_medrec)
@@ -176,8 +176,7 @@ def bench_train(method: str, params: dict, dataset, ctx):
         embed = {f: _hier_embedding(f, info, p, ctx) for f in FEATURES}
     model = VisitEncoderRecommender(embed, len(info.drugs), p.dim, p.hidden, p.mask_padding)
     model.to(ctx.device)
-    model.history = train_medrec(model, dataset, ctx, p)
-    return model
+    return TrainResult(model, train_medrec(model, dataset, ctx, p))
 
 
 @hookimpl
