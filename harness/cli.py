@@ -269,9 +269,10 @@ def ui(suite: Optional[Path] = typer.Argument(None, help="suite YAML file: open 
     """Open the MLflow UI on the same store `bench run` writes to, with one worker, and print
     the URL of the suite's runs page."""
     from .tracking import absolute_uri, redact_uri
-    from .ui import MODEL_TRAINING_NOTE, experiment_pages, mlflow_ui_command
+    from .ui import (MODEL_TRAINING_NOTE, VIEW_KEY, experiment_pages, mlflow_ui_command,
+                     publish_cells_view, runs_page)
 
-    experiment = None
+    experiment, view_url = None, None
     if suite is not None:
         suite_obj, _ = _load(suite, _registry())
         experiment = suite_obj.suite
@@ -280,6 +281,9 @@ def ui(suite: Optional[Path] = typer.Argument(None, help="suite YAML file: open 
     base = f"http://{host}:{port}"
     try:
         pages = experiment_pages(tracking_uri, base, experiment)
+        if experiment is not None:
+            exp_id = publish_cells_view(tracking_uri, experiment, list(suite_obj.metrics))
+            view_url = runs_page(base, exp_id, VIEW_KEY) if exp_id else None
     except Exception as exc:  # a store that cannot be read: say so, still start the UI
         pages = []
         err.print(f"[yellow]warning:[/] could not list experiments: {_one_line(exc)}")
@@ -290,6 +294,9 @@ def ui(suite: Optional[Path] = typer.Argument(None, help="suite YAML file: open 
                   f"`bench run {suite}` first (same --tracking-uri).", highlight=False)
     for name, url in pages:
         console.print(f"runs of {name}: {url}", highlight=False, soft_wrap=True)
+    if view_url:
+        console.print(f"cell runs grouped by method, test metrics as columns: {view_url}",
+                      highlight=False, soft_wrap=True)
     console.print(MODEL_TRAINING_NOTE, highlight=False)
     raise typer.Exit(subprocess.call(mlflow_ui_command(tracking_uri, host, port, workers)))
 

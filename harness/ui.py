@@ -19,8 +19,45 @@ MODEL_TRAINING_NOTE = ("MLflow 3 may open an experiment on its 'Model training' 
                        "expand it, or untick 'Group by parent').")
 
 
-def runs_page(base_url: str, experiment_id: str) -> str:
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+#: MLflow's "share view" mechanism: an experiment tag holding a runs-table view state,
+#: opened with ``?viewStateShareKey=<key>`` (what the UI's Share button writes)
+VIEW_KEY = "bench-cells"
+VIEW_TAG = "mlflow.sharedViewState." + VIEW_KEY
+
+
+def runs_page(base_url: str, experiment_id: str, view: Optional[str] = None) -> str:
+    url = f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    return f"{url}?viewStateShareKey={view}" if view else url
+
+
+def cells_view_state(metrics: list[str]) -> dict:
+    """The runs table as a leaderboard: only cell runs, grouped (and expanded) by method,
+    the suite's test metrics as columns (a group row shows their mean over seeds)."""
+    from .scoring import mlflow_name
+
+    columns = ["attributes.`Dataset`"] + [f"metrics.`{mlflow_name(m)}`" for m in metrics]
+    return {"searchFilter": "tags.`bench.kind` = 'cell'", "orderByKey": "attributes.start_time",
+            "orderByAsc": False, "selectedColumns": columns,
+            "groupBy": {"aggregateFunction": "average",
+                        "groupByKeys": [{"mode": "tag", "groupByData": "bench.method"}]},
+            "groupsExpanded": {}}
+
+
+def publish_cells_view(uri: str, experiment: str, metrics: list[str]) -> Optional[str]:
+    """Write the cells view onto the suite's experiment; its experiment id, or None when
+    the store or experiment does not exist yet (nothing is created)."""
+    import json
+
+    uri = tracking.absolute_uri(uri)
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not Path(uri[len(prefix):]).exists():
+        return None
+    client, _ = tracking.open_client(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    client.set_experiment_tag(exp.experiment_id, VIEW_TAG, json.dumps(cells_view_state(metrics)))
+    return exp.experiment_id
 
 
 def experiment_pages(uri: str, base_url: str, experiment: Optional[str] = None

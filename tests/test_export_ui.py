@@ -3,6 +3,7 @@ numbers) and bench ui (one worker, the suite's runs page)."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -124,6 +125,11 @@ def test_ui_one_worker_and_the_suites_runs_page(ran, monkeypatch):
     assert res.exit_code == 0, res.output
     assert f"http://127.0.0.1:5999/#/experiments/{exp.experiment_id}/runs" in res.output
     assert "Model training" in res.output
+    view = f"http://127.0.0.1:5999/#/experiments/{exp.experiment_id}/runs?viewStateShareKey=bench-cells"
+    assert view in res.output
+    state = json.loads(client.get_experiment(exp.experiment_id).tags["mlflow.sharedViewState.bench-cells"])
+    assert state["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "bench.method"}]
+    assert "metrics.`ndcg_at_10`" in state["selectedColumns"]
     cmd = calls[0]
     assert cmd[cmd.index("--workers") + 1] == "1"
     assert cmd[cmd.index("--backend-store-uri") + 1] == f"sqlite:///{tmp}/mlflow.db"
