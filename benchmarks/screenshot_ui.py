@@ -25,7 +25,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

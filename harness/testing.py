@@ -199,3 +199,32 @@ def run_suite(workdir: Path, tracking_uri: str, write_suite) -> Callable[..., Su
         return SuiteRun(results, cell_runs(tracking_uri, parsed.suite), tracking_uri)
 
     return run_one
+
+
+@pytest.fixture(scope="module")
+def cli_suite_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[Path, Path]]:
+    """``cli_suite_run(suite_dict, ["run", "-q"], ["leaderboard", "--out", "lb"])``: write
+    the suite into a fresh folder and run those ``bench`` commands on it there, once per
+    test module (each command: its name, then options; the suite path goes in between).
+    Returns (folder, suite path); every command must exit 0."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from .cli import app
+
+    def run(raw: dict, *commands: list) -> tuple[Path, Path]:
+        folder = tmp_path_factory.mktemp(str(raw["suite"]))
+        path = folder / f"{raw['suite']}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        cwd = os.getcwd()
+        os.chdir(folder)
+        try:
+            for command in commands:
+                res = CliRunner().invoke(app, [command[0], str(path), *command[1:]])
+                assert res.exit_code == 0, res.output
+        finally:
+            os.chdir(cwd)
+        return folder, path
+
+    return run

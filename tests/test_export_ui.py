@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections import Counter
-from pathlib import Path
 
 import mlflow
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -29,17 +26,8 @@ RAW = {"suite": "exptest",
 
 
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("export")
-    path = tmp / "exptest.yaml"
-    path.write_text(yaml.safe_dump(RAW))
-    cwd = os.getcwd()
-    os.chdir(tmp)
-    try:
-        res = cli.invoke(app, ["run", str(path), "-q"])
-        assert res.exit_code == 0, res.output
-    finally:
-        os.chdir(cwd)
+def ran(cli_suite_run):
+    tmp, path = cli_suite_run(RAW, ["run", "-q"])
     client = mlflow.MlflowClient(f"sqlite:///{tmp}/mlflow.db")
     exp = client.get_experiment_by_name("exptest")
     cells = {r.data.tags["bench.method"]: r for r in

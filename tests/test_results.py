@@ -7,7 +7,6 @@ import re
 
 import pandas as pd
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 import harness
@@ -25,26 +24,8 @@ RAW = {"suite": "restest",
 
 
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("results")
-    path = tmp / "restest.yaml"
-    path.write_text(yaml.safe_dump(RAW))
-    import os
-
-    cwd = os.getcwd()
-    os.chdir(tmp)
-    try:
-        res = cli.invoke(app, ["run", str(path), "-q"])
-        assert res.exit_code == 0, res.output
-        board = cli.invoke(app, ["leaderboard", str(path), "--out", "lb"])
-        assert board.exit_code == 0, board.output
-    finally:
-        os.chdir(cwd)
-    return tmp, path
-
-
-def _in(tmp, monkeypatch):
-    monkeypatch.chdir(tmp)
+def ran(cli_suite_run):
+    return cli_suite_run(RAW, ["run", "-q"], ["leaderboard", "--out", "lb"])
 
 
 def test_csv_round_trips_through_pandas_with_the_boards_numbers(ran, monkeypatch):
