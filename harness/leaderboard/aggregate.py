@@ -123,7 +123,12 @@ class SignificanceTest(Protocol):
 def per_seed_values(rows: Sequence[Row], metrics: Sequence[str], load: PerUnitLoader
                     ) -> tuple[dict[str, dict[str, dict[str, Mapping[str, float]]]], list[str]]:
     """``{method: {metric: {seed: {unit: value}}}}`` from the runs' per-unit artifacts, and
-    notes naming the rows that have none (they are not tested)."""
+    notes naming the rows that have none (they are not tested).
+
+    A metric that is one statistic of the whole run (a global AUC, a perplexity) has no
+    per-unit values; when every run of the row logged it and none has units for it, each
+    run contributes its logged value as a single unit, which is all a test over training
+    runs needs (a per-user test then has one unit and is skipped)."""
     notes: list[str] = []
     out: dict[str, dict[str, dict[str, Mapping[str, float]]]] = {}
     for row in rows:
@@ -132,8 +137,13 @@ def per_seed_values(rows: Sequence[Row], metrics: Sequence[str], load: PerUnitLo
             notes.append(f"{row.method}: no per-unit metrics (non-ranking task or old "
                          "run): not tested.")
             continue
-        out[row.method] = {m: {seed: p[m] for seed, p in loaded} for m in metrics
-                           if all(m in p for _, p in loaded)}
+        out[row.method] = {}
+        for m in metrics:
+            if all(m in p for _, p in loaded):
+                out[row.method][m] = {seed: p[m] for seed, p in loaded}
+            elif all(m not in p and m in r.metrics for (_, p), r in zip(loaded, row.runs)):
+                out[row.method][m] = {seed: {"run": r.metrics[m]}
+                                      for (seed, _), r in zip(loaded, row.runs)}
     return out, notes
 
 

@@ -327,14 +327,11 @@ def perplexity(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int
 def fit_ctr(model: Any, train_epoch: Any, data: CTRData, ctx: Any, epochs: int,
             patience: int) -> dict[str, Any]:
     """The task's training protocol for every arm: epochs of ``train_epoch``, validation
-    AUC after each, early stopping with ``patience``, best weights restored
-    (:func:`harness.training.fit`); adds ``stopped_early`` so a run that was still
-    improving at the end of its budget is visible."""
+    AUC after each, early stopping with ``patience``, best weights restored, budget and
+    ``still_improving`` flag in the history (:func:`harness.training.fit`)."""
     from ..training import fit
 
-    history = fit(model, train_epoch, data, ctx, epochs, patience=patience)
-    history["stopped_early"] = int(history["epochs_run"] < epochs)
-    return history
+    return fit(model, train_epoch, data, ctx, epochs, patience=patience)
 
 
 def silent_context(data: CTRData, metric: str = "auc") -> Any:
