@@ -48,12 +48,16 @@ class Verdict:
     p_holm: float = float("nan")
     n_seeds: int = 0
 
-    def line(self) -> str:
+    def body(self) -> str:
+        """The claim and its numbers, as plain text (renderers escape it)."""
         c = self.claim
         numbers = (f"Δ{c.metric} = {self.delta:+.4f} over {self.n_seeds} seeds, Holm p = "
                    f"{self.p_holm:.3g}" if not math.isnan(self.delta) else "")
         tail = "; ".join(x for x in (numbers, self.reason) if x)
-        return f"**{self.verdict}**: {c.text} ({c.method} vs {c.than}; {tail})"
+        return f"{c.text} ({c.method} vs {c.than}; {tail})"
+
+    def line(self) -> str:
+        return f"{self.verdict}: {self.body()}"
 
 
 def judge(claims: Sequence[Claim],
@@ -104,15 +108,3 @@ def judge(claims: Sequence[Claim],
             v.verdict = DOES_NOT_HOLD
             v.reason = f"difference not significant at α = {alpha}"
     return [v for v in verdicts if v is not None]
-
-
-def render(verdicts: Sequence[Verdict]) -> list[str]:
-    """Markdown lines for a board's "Claims" section."""
-    if not verdicts:
-        return []
-    lines = ["## Claims", "",
-             "Computed from the runs above (seed-level paired t-test, all claims one Holm "
-             "family; an arm still improving at its budget or with fewer than "
-             f"{MIN_SEEDS} seeds makes a claim not testable).", ""]
-    lines += [f"- {v.line()}" for v in verdicts]
-    return lines + [""]

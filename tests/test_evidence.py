@@ -314,3 +314,33 @@ def test_suite_claims_are_validated(tmp_path):
     with pytest.raises(SuiteError) as err:
         validate_suite(raw, Registry())
     assert "claims[0].than: 'popp'" in str(err.value) and "claims[0].metric" in str(err.value)
+
+
+def test_board_renders_claim_verdicts_and_budget_columns():
+    from harness.leaderboard import RunRecord, build_boards, render_markdown
+    from harness.registry import Registry
+    from harness.suite import validate_suite
+
+    reg = Registry()
+    raw = {"suite": "claimed", "datasets": [{"name": "synthetic", "label": "d"}],
+           "methods": [{"name": "pop", "label": "b"}, {"name": "pop", "label": "x"}],
+           "seeds": [0, 1, 2], "metrics": ["ndcg@10"], "baseline": "b",
+           "claims": [{"text": "X *beats* B", "method": "x", "than": "b", "metric": "ndcg@10"}]}
+    suite, _ = validate_suite(raw, reg)
+    base, treat = _runs([0.03, 0.031, 0.029])
+    runs, per_unit = [], {}
+    for method, values in (("b", base), ("x", treat)):
+        for seed, users in values.items():
+            rid = f"{method}{seed}"
+            runs.append(RunRecord(rid, method, "d", seed, "s", "p",
+                                  {"ndcg@10": float(np.mean(list(users.values()))),
+                                   "optimizer_steps": 120.0, "best_epoch": 9.0,
+                                   "epochs_run": 10.0, "epoch_budget": 10.0,
+                                   "still_improving": float(method == "b" and seed == "0")},
+                                  {"bench.task": "topk"}, int(seed)))
+            per_unit[rid] = {"ndcg@10": users}
+    [board] = build_boards(suite, reg.catalogue, runs, lambda r: per_unit[r.run_id])
+    md = render_markdown(suite, [board], "cmd", 0.05,
+                         {"when": "now", "store": "s", "git": "g", "png_name": "x.png"})
+    assert "- **not testable here**: X \\*beats\\* B" in md  # b was still improving in a run
+    assert "still improving in 1/3 runs" in md and "| 120 | 10 / 10 / 10 |" in md

@@ -114,7 +114,7 @@ def render_markdown(suite, boards: list[Board], command: str, alpha: float,
             lines.append("")
         if b.claims:
             lines += ["### Claims", "", CLAIMS_NOTE, ""]
-            lines += [f"- {md_escape(v.line())}" for v in b.claims] + [""]
+            lines += [f"- **{v.verdict}**: {md_escape(v.body())}" for v in b.claims] + [""]
         for note in b.notes:
             lines.append(f"- {md_escape(note)}")
         lines.append("")
@@ -184,7 +184,8 @@ def render_html(suite, boards: list[Board], command: str, alpha: float,
             out.append("</tbody></table></div>")
         if b.claims:
             out.append(f"<h3>Claims</h3><p>{e(CLAIMS_NOTE)}</p><ul>"
-                       + "".join(f"<li>{e(v.line())}</li>" for v in b.claims) + "</ul>")
+                       + "".join(f"<li><b>{e(v.verdict)}</b>: {e(v.body())}</li>"
+                                 for v in b.claims) + "</ul>")
         if b.notes:
             out.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in b.notes) + "</ul>")
     out.append(f"<h2>Plot</h2><div class='plot'><img alt='{e(suite.suite)} plot' "

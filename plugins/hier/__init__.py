@@ -26,7 +26,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator
 
-from harness.api import (TrainResult, BenchError, DatasetSpec, MethodSpec, MetricSpec, Params, Rate,
+from harness.api import (TrainResult, BenchError, DatasetSpec, MethodSpec, MetricSpec, Params, Rate, Seed,
                          parse_dataset_params)
 from harness.blocks.medrec import (FEATURES, AncestorEmbedding, FlatEmbedding, MedRecParams,
                                    VisitEncoderRecommender, part_tensors, train_medrec)
@@ -84,7 +84,7 @@ class HierParams(MedRecParams):
     def _yaml_off(cls, v):
         return "none" if v is False else v  # YAML reads an unquoted `off` as False
 
-    pretrain_seed: Optional[int] = Field(None, description="seed of the relation pre-training; "
+    pretrain_seed: Optional[Seed] = Field(None, description="seed of the relation pre-training; "
                                          "None: the cell's seed")
 
 
