@@ -26,7 +26,8 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator
 
-from harness.api import (TrainResult, BenchError, DatasetSpec, MethodSpec, MetricSpec, Params, Rate, Seed,
+from harness.api import (BenchError, DatasetSpec, MethodSpec, MetricSpec, Params, Rate, Seed,
+                         TrainResult,
                          parse_dataset_params)
 from harness.blocks.medrec import (FEATURES, AncestorEmbedding, FlatEmbedding, MedRecParams,
                                    VisitEncoderRecommender, part_tensors, train_medrec)
