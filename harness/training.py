@@ -57,6 +57,23 @@ def fit(model: torch.nn.Module, train_epoch: Callable[[int], float], dataset: An
             **budget_history(best_epoch, epochs, patience, eval_every)}
 
 
+
+def minibatch_epoch(n: int, batch_size: int, generator: torch.Generator, opt: Any,
+                    batch_loss: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """One pass over ``n`` training examples in mini-batches of a fresh random order
+    (``generator``): ``batch_loss(indices)`` gives the batch's loss, the optimiser takes one
+    step per batch. Returns the mean batch loss (the value ``fit`` logs per epoch)."""
+    order = torch.randperm(n, generator=generator)
+    total, batches = 0.0, 0
+    for start in range(0, n, batch_size):
+        loss = batch_loss(order[start:start + batch_size])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += loss.item()
+        batches += 1
+    return total / max(batches, 1)
+
 @contextmanager
 def count_optimizer_steps() -> Iterator[list[int]]:
     """Counts every ``torch.optim`` optimiser step taken inside the block, by any plugin

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from ..api import Params, Rate
-from ..training import fit
+from ..training import fit, minibatch_epoch
 
 FEATURES = ("conditions", "procedures")
 
@@ -187,20 +187,13 @@ def train_medrec(model: VisitEncoderRecommender, data: Any, ctx: Any, p: MedRecP
     order_rng = ctx.rng("train.order")
     device = next(model.parameters()).device
 
-    def epoch(e: int) -> float:
-        order = torch.randperm(len(train), generator=order_rng)
-        total, batches = 0.0, 0
-        for s in range(0, len(order), p.batch_size):
-            idx = order[s:s + p.batch_size]
-            codes, lengths = train.batch(idx)
-            logits = model({f: x.to(device) for f, x in codes.items()}, lengths.to(device))
-            loss = F.binary_cross_entropy_with_logits(logits, train.labels[idx].to(device))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item()
-            batches += 1
-        return total / max(batches, 1)
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        codes, lengths = train.batch(idx)
+        logits = model({f: x.to(device) for f, x in codes.items()}, lengths.to(device))
+        return F.binary_cross_entropy_with_logits(logits, train.labels[idx].to(device))
+
+    def epoch(_: int) -> float:
+        return minibatch_epoch(len(train), p.batch_size, order_rng, opt, batch_loss)
 
     return fit(model, epoch, data, ctx, epochs=p.epochs, eval_every=p.eval_every,
                patience=p.patience)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from ..api import Params, Rate
-from ..training import fit
+from ..training import fit, minibatch_epoch
 
 PAD = 0
 
@@ -317,19 +317,12 @@ def train_next_item(model: SequenceEncoder, dataset: Any, ctx: Any, p: SequenceP
     negatives = ctx.rng("train.negatives")  # its own stream: ce runs draw nothing from it
     device = ctx.device
 
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        return model.next_item_loss(tokens[idx].to(device), mask[idx].to(device), p.loss,
+                                    negatives)
+
     def epoch(_: int) -> float:
-        order = torch.randperm(len(tokens), generator=rng)
-        total, batches = 0.0, 0
-        for start in range(0, len(order), p.batch_size):
-            idx = order[start:start + p.batch_size]
-            loss = model.next_item_loss(tokens[idx].to(device), mask[idx].to(device), p.loss,
-                                        negatives)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item()
-            batches += 1
-        return total / max(batches, 1)
+        return minibatch_epoch(len(tokens), p.batch_size, rng, opt, batch_loss)
 
     return fit(model, epoch, dataset, ctx, epochs=p.epochs, eval_every=p.eval_every,
                patience=p.patience)
