@@ -112,6 +112,9 @@ class MethodSpec:
     description: str = ""
     params: type[BaseModel] = Params
     version: str = "0"
+    #: what one cell needs, for ``--executor ray``: {"cpus": 1, "gpus": 0, "memory_gb": 2}
+    #: (a suite may override it per method with ``resources:``)
+    resources: Optional[dict] = None
 
 
 @dataclass(frozen=True)

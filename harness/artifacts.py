@@ -83,13 +83,16 @@ def log_cell_outputs(log: Any, result: Any, dataset: Any, cell: Any) -> None:
         log.text(bounded_samples(samples), "samples.jsonl")
 
 
-def log_suite(tracker: Any, suite: Any) -> None:
+def log_suite(tracker: Any, suite: Any, run_id: Optional[str] = None) -> None:
     """On the parent run: the suite as run (after ``extends:`` and ``--set``) as
     ``suite.yaml``; on the experiment: the suite's description (MLflow's note)."""
     import yaml
 
-    tracker.mlflow.log_text(yaml.safe_dump(suite.model_dump(mode="json"), sort_keys=False),
-                            "suite.yaml")
+    text = yaml.safe_dump(suite.model_dump(mode="json"), sort_keys=False)
+    if run_id:  # the runner's invocation run, by id (not MLflow's active run)
+        tracker.client.log_text(run_id, text, "suite.yaml")
+    else:
+        tracker.mlflow.log_text(text, "suite.yaml")
     if suite.description:
         tracker.client.set_experiment_tag(tracker.experiment_id, "mlflow.note.content",
                                           suite.description)

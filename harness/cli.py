@@ -140,10 +140,26 @@ def run(suite: Path = typer.Argument(..., help="suite YAML file"),
         only: Optional[list[str]] = typer.Option(None, "--only", help=ONLY_HELP, metavar="KEY=V,..."),
         set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP, metavar="PATH=VALUE"),
         dry_run: bool = _flag("list every cell with its hash and done/pending status; run "
-                              "nothing", "--dry-run")):
+                              "nothing", "--dry-run"),
+        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="cells at once: local worker "
+                                 "processes, or the CPUs of a local Ray (--executor ray)"),
+        executor: str = typer.Option("local", "--executor", help="local | ray"),
+        address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join "
+                                              "(e.g. ray://head:10001 or auto); default: start "
+                                              "a local Ray"),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads per "
+                                              "worker (default: cores / jobs)"),
+        stale_after: Optional[float] = typer.Option(None, "--stale-after", min=1.0, help="seconds "
+                                                    "without a heartbeat after which another "
+                                                    "process's RUNNING cell is taken over "
+                                                    "(default: $BENCH_STALE_AFTER or 300)")):
     """Run a suite's grid (methods x datasets x seeds) and log every cell to MLflow."""
-    from .runner import run_suite
+    from .runner import Interrupted, run_suite
 
+    if executor not in ("local", "ray"):
+        _fail(f"--executor '{executor}': choose local or ray.")
+    if address and executor != "ray":
+        _fail("--address joins a Ray cluster; add --executor ray.")
     registry = _registry()
     suite_obj, cells = _load(suite, registry, set_, only)
     cells = _tuned(suite_obj, cells, registry)  # best params from `bench tune`, if tuned
@@ -152,9 +168,17 @@ def run(suite: Path = typer.Argument(..., help="suite YAML file"),
         raise typer.Exit(0)
     columns = [TextColumn("[progress.description]{task.description}"), BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=err, transient=True, disable=quiet) as progress:
-        results = run_suite(suite_obj, cells, registry, force=force,
-                            tracking_uri=tracking_uri, progress=progress)
+    try:
+        with Progress(*columns, console=err, transient=True, disable=quiet) as progress:
+            results = run_suite(suite_obj, cells, registry, force=force,
+                                tracking_uri=tracking_uri, progress=progress, jobs=jobs,
+                                executor=executor, address=address, threads=threads,
+                                stale_after=stale_after)
+    except Interrupted as stop:
+        err.print(stop.message or f"interrupted by {stop.args[0]}", highlight=False, soft_wrap=True)
+        raise typer.Exit(stop.exit_code)
+    except BenchError as exc:  # the store or the executor cannot be used: nothing ran
+        _fail(str(exc))
     _print_results(suite_obj, results)
     failed = [r for r in results if r.status == "failed"]
     skipped = sum(r.status == "skipped" for r in results)
@@ -427,7 +451,8 @@ def tune(suite: Path = typer.Argument(..., help="suite YAML file with a `tuning:
         raise typer.Exit(1)
     if then_run:
         run(suite=suite, force=False, tracking_uri=tracking_uri, quiet=quiet, only=None,
-            set_=None, dry_run=False)
+            set_=None, dry_run=False, jobs=1, executor="local", address=None, threads=None,
+            stale_after=None)
 
 
 @app.command()

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
@@ -19,10 +23,10 @@ from .data.dataset import Dataset, split_id_for
 from .data.diagnostics import split_diagnostics
 from .data.preprocess import filter_min_rating, kcore
 from . import memory
-from .artifacts import log_cell_outputs, log_dataset_input, log_suite
+from .artifacts import log_cell_outputs, log_suite
 from .registry import Registry
 from .suite import Cell, DatasetEntry, Suite
-from .tracking import HASH_TAG, STATUS_TAG
+from .tracking import HASH_TAG
 from .training import count_optimizer_steps
 
 CACHE_DIR = Path(".bench_cache")
@@ -175,33 +179,35 @@ def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
     return {**metrics, **timing}, result, ctx
 
 
-def run_suite(suite: Suite, cells: list[Cell], registry: Registry, *, force: bool = False,
-              tracking_uri: Optional[str] = None, progress: Any = None,
-              cache_dir: Path = CACHE_DIR) -> list[CellResult]:
-    """Run every cell; a failing cell is recorded and the grid goes on."""
-    from .tracking import Tracker
+class Interrupted(BaseException):
+    """SIGINT/SIGTERM reached the driver; the runs it held are already marked KILLED."""
 
-    tracker = Tracker(tracking_uri or suite.tracking.uri, suite.suite)
-    done = {} if force else tracker.finished_cells()
-    datasets: dict[str, Any] = {}
-    results: list[CellResult] = []
-    task = progress.add_task(f"suite {suite.suite}", total=len(cells)) if progress else None
-    stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-    with tracker.parent_run(f"{suite.suite} @ {stamp}", {"bench.suite": suite.suite}):
-        log_suite(tracker, suite)
-        for cell in cells:
-            if progress:
-                progress.update(task, description=cell.label)
-            key = cell.dataset.key
-            if key not in datasets:
-                try:
-                    datasets[key] = prepare_dataset(cell.dataset, cell.task, registry, cache_dir)
-                except Exception as exc:  # every cell of this dataset fails, the rest goes on
-                    datasets[key] = exc
-            results.append(_run_one(cell, datasets[key], registry, tracker, done, cache_dir))
-            if progress:
-                progress.advance(task)
-    return results
+    def __init__(self, signum: int, message: str = "") -> None:
+        super().__init__(message or signal.Signals(signum).name)
+        self.signum = signum
+        self.message = message
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into :class:`Interrupted` while a grid runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def cell_hash(cell: Cell, split_id: str, registry: Registry) -> str:
@@ -210,39 +216,145 @@ def cell_hash(cell: Cell, split_id: str, registry: Registry) -> str:
     return cell.content_hash(split_id, registry.cell_plugins(cell))
 
 
-def _run_one(cell, dataset, registry, tracker, done, cache_dir) -> CellResult:
+def cell_tags(cell: Cell, dataset: Any, registry: Registry) -> tuple[str, dict[str, str]]:
+    """(cell hash, MLflow tags) of a cell on its prepared dataset (or the error preparing it)."""
     used = registry.cell_plugins(cell)
     plugin = registry.plugins_tag(used)
     split_id = dataset.split_id if isinstance(dataset, (Dataset, TaskData)) else "unavailable"
     h = cell_hash(cell, split_id, registry)
-    if h in done:
-        return CellResult(cell, "skipped", {metric_name_from_mlflow(k): v for k, v in done[h].items()},
-                          cell_hash=h)
     tags = {HASH_TAG: h, "bench.method": cell.method.key, "bench.method_name": cell.method.name,
             "bench.dataset": cell.dataset.key, "bench.seed": str(cell.seed),
             "bench.split_id": split_id, "bench.task": cell.task, "bench.plugin": plugin,
             "bench.protocol_id": protocol_id(
                 cell, dataset.protocol if isinstance(dataset, TaskData) else None),
             **getattr(cell, "tags", {})}
-    t0 = time.perf_counter()
-    with tracker.cell_run(cell.run_name, cell.resolved(), tags) as log:
-        ctx = cell_context(cell, registry, log, cache_dir)
+    return h, tags
+
+
+def _resources(cell: Cell, registry: Registry) -> dict:
+    """A cell's resource request for Ray: the method spec's, overridden by the suite's."""
+    spec = registry.catalogue.methods.get(cell.method.name)
+    out = dict(getattr(spec, "resources", None) or {})
+    override = getattr(cell.method, "resources", None)
+    if override is not None:
+        out.update(override.model_dump(exclude_none=True) if hasattr(override, "model_dump")
+                   else dict(override))
+    return out
+
+
+def run_suite(suite: Suite, cells: list[Cell], registry: Registry, *, force: bool = False,
+              tracking_uri: Optional[str] = None, progress: Any = None,
+              cache_dir: Path = CACHE_DIR, jobs: int = 1, executor: str = "local",
+              address: Optional[str] = None, threads: Optional[int] = None,
+              stale_after: Optional[float] = None, poll: float = 2.0) -> list[CellResult]:
+    """Run every cell; a failing cell is recorded and the grid goes on.
+
+    Each cell is claimed in the tracking store before it runs (:mod:`harness.cell_claims`), so
+    concurrent drivers on one suite and a driver restarted after a crash run every cell
+    once. The cells run on ``executor`` (this process, ``jobs`` local worker processes, or
+    Ray); results come back in the suite's cell order whatever order they finished in.
+    SIGINT/SIGTERM mark the held runs KILLED and raise :class:`Interrupted`.
+    """
+    from .cell_claims import Heartbeat, claim_cell
+    from .executors import CellJob, make_executor
+    from .tracking import Tracker, stale_after_default
+
+    stale_after = stale_after_default() if stale_after is None else stale_after
+    tracker = Tracker(tracking_uri or suite.tracking.uri, suite.suite)
+    cache_dir = Path(cache_dir).resolve()
+    tracker.reap_orphans(stale_after)
+    datasets: dict[str, Any] = {}
+    results: dict[int, CellResult] = {}
+    task = progress.add_task(f"suite {suite.suite}", total=len(cells)) if progress else None
+    stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    parent_id = tracker.create_parent(f"{suite.suite} @ {stamp}", {"bench.suite": suite.suite})
+    log_suite(tracker, suite, parent_id)
+    inflight: dict[Any, tuple[int, str]] = {}  # handle -> (cell index, run id)
+    ex = None
+    with _signals_raise(), Heartbeat(tracker, min(30.0, stale_after / 4)) as beat:
+        beat.add(parent_id)
         try:
-            if isinstance(dataset, Exception):
-                raise dataset
-            log.json(dataset.diagnostics, "split_diagnostics.json")
-            log_dataset_input(log, dataset)
-            metrics, result, ctx = run_cell(cell, dataset, registry, log, cache_dir, ctx=ctx)
-            log.tags({STATUS_TAG: "finished"})
-            res = CellResult(cell, "finished", metrics, seconds=time.perf_counter() - t0, cell_hash=h)
-        except Exception as exc:  # failure isolation: record and go on
-            tb = traceback.format_exc()
-            log.text(tb, "traceback.txt")
-            log.tags({STATUS_TAG: "failed", "bench.error": f"{type(exc).__name__}: {exc}"[:4000]})
-            res = CellResult(cell, "failed", error=f"{type(exc).__name__}: {exc}",
-                             seconds=time.perf_counter() - t0, cell_hash=h)
-        _notify_end(registry, cell, ctx, res, log)
-        return res
+            ex = make_executor(executor, jobs, address, threads, registry, datasets)
+            pending = list(range(len(cells)))
+            deferred: list[int] = []
+            while pending or inflight or deferred:
+                while pending and len(inflight) < ex.capacity:
+                    i = pending.pop(0)
+                    cell = cells[i]
+                    if progress:
+                        progress.update(task, description=cell.label)
+                    key = cell.dataset.key
+                    if key not in datasets:
+                        try:
+                            datasets[key] = prepare_dataset(cell.dataset, cell.task, registry,
+                                                            cache_dir)
+                        except Exception as exc:  # every cell of it fails, the rest goes on
+                            datasets[key] = exc
+                    dataset = datasets[key]
+                    h, tags = cell_tags(cell, dataset, registry)
+                    got = claim_cell(tracker, h, cell.run_name, tags, parent_id, stale_after, force)
+                    if got.state == "finished":
+                        results[i] = CellResult(cell, "skipped", _metric_names(got.metrics),
+                                                cell_hash=h)
+                        if progress:
+                            progress.advance(task)
+                        continue
+                    if got.state == "busy":
+                        deferred.append(i)
+                        continue
+                    beat.add(got.run_id)
+                    tracker.log_cell_config(got.run_id, cell.resolved())
+                    job = CellJob(cell, tracker.uri, got.run_id, str(cache_dir), h,
+                                  sys_path=list(sys.path), threads=threads,
+                                  resources=_resources(cell, registry))
+                    inflight[ex.submit(job)] = (i, got.run_id)
+                if inflight:
+                    for handle, outcome in ex.wait(list(inflight), timeout=1.0):
+                        i, run_id = inflight.pop(handle)
+                        if not outcome.ended:
+                            tracker.end_run(run_id, outcome.status,
+                                            {"bench.error": outcome.error[:4000]} if outcome.error else {})
+                        beat.discard(run_id)
+                        results[i] = CellResult(cells[i], outcome.status, outcome.metrics,
+                                                outcome.error, outcome.seconds,
+                                                cell_tags(cells[i], datasets[cells[i].dataset.key],
+                                                          registry)[0])
+                        if progress:
+                            progress.advance(task)
+                elif deferred and not pending:
+                    # cells another live driver holds: look again until they end either way
+                    if progress:
+                        progress.update(task, description=f"waiting for {len(deferred)} cell(s) "
+                                                          "another bench process is running")
+                    time.sleep(poll)
+                    pending, deferred = deferred, []
+        except Interrupted as stop:
+            held = [run_id for _, run_id in inflight.values()]
+            if ex is not None:
+                ex.shutdown(kill=True)
+            for run_id in held:
+                tracker.end_run(run_id, "killed", {"bench.killed_reason": stop.args[0]})
+            tracker.end_parent(parent_id, "killed")
+            labels = ", ".join(cells[i].label for i, _ in inflight.values()) or "none"
+            stop.message = (f"interrupted by {stop.args[0]}: marked the running cell(s) ({labels}) "
+                            f"and this invocation KILLED; {len(results)} of {len(cells)} cell(s) "
+                            "were done and stay recorded. Rerun the same command to resume.")
+            raise
+        except BaseException:
+            if ex is not None:
+                ex.shutdown(kill=True)
+            for _, run_id in inflight.values():
+                tracker.end_run(run_id, "failed", {"bench.error": "the driver stopped"})
+            tracker.end_parent(parent_id, "failed")
+            raise
+    ex.shutdown()
+    tracker.end_parent(parent_id, "failed" if any(r.status == "failed" for r in results.values())
+                       else "finished")
+    return [results[i] for i in range(len(cells))]
+
+
+def _metric_names(metrics: dict[str, float]) -> dict[str, float]:
+    return {metric_name_from_mlflow(k): v for k, v in metrics.items()}
 
 
 def _notify_end(registry, cell, ctx, res, log) -> None:
@@ -253,6 +365,8 @@ def _notify_end(registry, cell, ctx, res, log) -> None:
     except Exception as exc:
         log.text(traceback.format_exc(), "on_cell_end_traceback.txt")
         log.tags({"bench.observer_error": f"{type(exc).__name__}: {exc}"[:4000]})
+
+
 
 
 def protocol_id(cell: Cell, task_protocol: Optional[dict] = None) -> str:

@@ -128,6 +128,14 @@ class SearchDim(_Strict):
         return {self.kind: list(self.args)}
 
 
+class Resources(_Strict):
+    """A cell's resource request on Ray (``--executor ray``); unset keys keep the method's."""
+
+    cpus: Optional[float] = Field(None, gt=0)
+    gpus: Optional[float] = Field(None, ge=0)
+    memory_gb: Optional[float] = Field(None, gt=0)
+
+
 class MethodEntry(_Strict):
     name: str
     label: Optional[str] = None
@@ -139,6 +147,8 @@ class MethodEntry(_Strict):
     #: the label this arm is tested against on leaderboards, e.g. its own backbone
     #: (``gru4rec+X`` against ``gru4rec``); default: the suite's ``baseline``
     baseline: Optional[str] = None
+    #: per-method override of the method spec's resource request (Ray only)
+    resources: Optional[Resources] = None
 
     @property
     def key(self) -> str:

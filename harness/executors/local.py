@@ -1,0 +1,112 @@
+"""Local executors: in this process (the default), or a pool of N worker processes.
+
+The pool uses the ``spawn`` start method (torch's thread pools do not survive ``fork``),
+gives every worker ``cores // N`` torch threads unless told otherwise, ignores Ctrl-C in
+the workers (the driver decides what an interrupt means) and, on Linux, has the kernel
+kill a worker when its driver dies, so a SIGKILLed driver leaves no worker writing into
+a run that a restarted driver has already taken over.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import signal
+import sys
+from typing import Any, Optional
+
+from .base import CellJob, CellOutcome, configure_worker, execute_job
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_job(jobs: int, threads: Optional[int] = None) -> int:
+    """``threads`` if given, else this machine's cores shared out over ``jobs`` workers
+    (capped by ``OMP_NUM_THREADS`` when the user set one)."""
+    if threads:
+        return threads
+    share = max(1, available_cores() // max(1, jobs))
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    return min(share, int(cap)) if cap.isdigit() and int(cap) > 0 else share
+
+
+class SequentialExecutor:
+    """Runs each job in this process when the driver waits for it (one at a time)."""
+
+    capacity = 1
+
+    def __init__(self, registry: Any = None, datasets: Optional[dict] = None) -> None:
+        self.registry, self.datasets = registry, datasets
+
+    def submit(self, job: CellJob) -> CellJob:
+        return job
+
+    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, CellOutcome]]:
+        job = handles[0]
+        if self.registry is None:
+            return [(job, execute_job(job))]
+        return [(job, execute_job(job, self.registry, self.datasets))]
+
+    def shutdown(self, kill: bool = False) -> None:
+        pass
+
+
+def _init_worker(sys_path: list[str], threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+    configure_worker(sys_path, threads)
+
+
+def _run(job: CellJob) -> CellOutcome:
+    return execute_job(job)
+
+
+class PoolExecutor:
+    """``--jobs N``: N spawned worker processes on this machine."""
+
+    def __init__(self, jobs: int, threads: Optional[int] = None) -> None:
+        self.capacity = jobs
+        self.threads = threads_per_job(jobs, threads)
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(max_workers=self.capacity,
+                                      mp_context=multiprocessing.get_context("spawn"),
+                                      initializer=_init_worker,
+                                      initargs=(list(sys.path), self.threads))
+
+    def submit(self, job: CellJob) -> cf.Future:
+        job.threads = self.threads
+        try:
+            return self._pool.submit(_run, job)
+        except cf.process.BrokenProcessPool:
+            self._pool = self._new_pool()  # a worker died earlier: start a fresh pool
+            return self._pool.submit(_run, job)
+
+    def wait(self, handles: list[cf.Future], timeout: float) -> list[tuple[Any, CellOutcome]]:
+        done, _ = cf.wait(handles, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        out = []
+        for fut in done:
+            try:
+                out.append((fut, fut.result()))
+            except Exception as exc:  # the worker process died (OOM kill, segfault, ...)
+                out.append((fut, CellOutcome("failed", error=f"worker process died: "
+                                             f"{type(exc).__name__}: {exc}")))
+        return out
+
+    def shutdown(self, kill: bool = False) -> None:
+        if kill:
+            for proc in list(getattr(self._pool, "_processes", {}).values()):
+                proc.kill()
+        self._pool.shutdown(wait=not kill, cancel_futures=True)
