@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import tiny_suite
+from harness.testing import tiny_suite
 from harness.runner import run_suite
 from harness.suite import load_suite
 
@@ -55,27 +55,20 @@ def test_ray_gives_the_sequential_metrics(sequential, registry):
     assert {"resolved_config.json", "per_user_metrics.json", "split_diagnostics.json"} <= arts
 
 
-def test_a_failing_cell_fails_alone_in_a_worker(workdir, write_suite, monkeypatch):
+def test_a_failing_cell_fails_alone_in_a_worker(runtime_plugin, write_suite):
     from test_runner import FLAKY_PLUGIN  # raises on seed 1
-    import sys
-    import textwrap
 
     from harness.registry import Registry
 
-    (workdir / "flaky_plugin.py").write_text(textwrap.dedent(FLAKY_PLUGIN))
-    monkeypatch.syspath_prepend(str(workdir))  # the workers get the driver's sys.path
-    monkeypatch.setenv("BENCH_PLUGINS", "flaky_plugin")
-    try:
-        registry = Registry()
-        suite, cells = load_suite(write_suite(tiny_suite(methods=[{"name": "flaky"},
-                                                                  {"name": "pop"}])), registry)
-        results = run_suite(suite, cells, registry, jobs=2)
-        status = {(r.cell.method.key, r.cell.seed): r.status for r in results}
-        assert status == {("flaky", 0): "finished", ("flaky", 1): "failed",
-                          ("pop", 0): "finished", ("pop", 1): "finished"}, [r.error for r in results]
-        assert "boom on seed 1" in next(r.error for r in results if r.status == "failed")
-    finally:
-        sys.modules.pop("flaky_plugin", None)
+    runtime_plugin("flaky_plugin", FLAKY_PLUGIN)  # the workers get the driver's sys.path
+    registry = Registry()
+    suite, cells = load_suite(write_suite(tiny_suite(methods=[{"name": "flaky"},
+                                                              {"name": "pop"}])), registry)
+    results = run_suite(suite, cells, registry, jobs=2)
+    status = {(r.cell.method.key, r.cell.seed): r.status for r in results}
+    assert status == {("flaky", 0): "finished", ("flaky", 1): "failed",
+                      ("pop", 0): "finished", ("pop", 1): "finished"}, [r.error for r in results]
+    assert "boom on seed 1" in next(r.error for r in results if r.status == "failed")
 
 
 def test_ray_resource_request_comes_from_the_spec_and_the_suite(workdir, write_suite, registry):

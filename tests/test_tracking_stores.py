@@ -15,7 +15,7 @@ import uuid
 import pytest
 from typer.testing import CliRunner
 
-from conftest import tiny_suite
+from harness.testing import tiny_suite
 from harness.cli import app
 
 cli = CliRunner()
