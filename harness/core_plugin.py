@@ -7,35 +7,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
 
-from .api import RANKING_TASKS, DatasetSpec, MetricSpec, SplitSpec, parse_dataset_params
+from .api import (RANKING_TASKS, DatasetSpec, MetricSpec, NonNegativeFloat, Params, PositiveInt,
+                  Seed, SplitSpec, parse_dataset_params)
 from .hookspecs import hookimpl
 from .scoring import RANX_METRICS, score_ranking
 
 
 
-class _ML100kParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str | None = None
-    url: str | None = None
-    sha256: str | None = None
+class _ML100kParams(Params):
+    path: str | None = Field(None, description="a local folder (RecBole atomic files or the "
+                             "GroupLens u.data layout); must exist")
+    url: str | None = Field(None, description="a zip to download once (needs sha256)")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$",
+                               description="SHA-256 of the url's file: 64 hex characters")
 
 
-class _AtomicParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    path: str
-    name: str | None = None
+class _AtomicParams(Params):
+    path: str = Field(description="folder with <name>.inter (and optional .user/.item); "
+                      "must exist")
+    name: str | None = Field(None, pattern=r"^[^/\\]+$", description="file stem (default: "
+                             "the folder's name)")
 
 
-class _SyntheticParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    n_users: int = 200
-    n_items: int = 300
-    n_interactions: int = 6000
-    rank: int = 8
-    popularity_exponent: float = 1.0
-    seed: int = 0
+class _SyntheticParams(Params):
+    n_users: PositiveInt = 200
+    n_items: PositiveInt = 300
+    n_interactions: PositiveInt = 6000
+    rank: PositiveInt = 8
+    popularity_exponent: NonNegativeFloat = 1.0
+    seed: Seed = 0
 
 
 @hookimpl
@@ -43,12 +45,14 @@ def bench_register_datasets():
     return [
         DatasetSpec("ml-100k", RANKING_TASKS,
                     "MovieLens-100k (943 users, 1682 items, 100k ratings, user/item side info); "
-                    "params: path | url+sha256 (default: the RecBole 1.2.1 wheel's atomic files)"),
+                    "params: path | url+sha256 (default: the RecBole 1.2.1 wheel's atomic files)",
+                    params=_ML100kParams),
         DatasetSpec("atomic", RANKING_TASKS,
-                    "any RecBole atomic-file folder; params: path, name"),
+                    "any RecBole atomic-file folder; params: path, name", params=_AtomicParams),
         DatasetSpec("synthetic", RANKING_TASKS,
                     "planted low-rank preferences with power-law popularity; params: n_users, "
-                    "n_items, n_interactions, rank, popularity_exponent, seed"),
+                    "n_items, n_interactions, rank, popularity_exponent, seed",
+                    params=_SyntheticParams),
     ]
 
 

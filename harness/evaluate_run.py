@@ -25,22 +25,24 @@ from .suite import Suite
 
 def read_trec(path: Path) -> tuple[list[str], list[str], np.ndarray, set[str]]:
     """(query ids, doc ids, scores, tags) of a TREC run: ``qid Q0 docid rank score tag``."""
+    from .userfiles import read_text
+
     users, items, scores, tags = [], [], [], set()
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise BenchError(f"{path}:{n}: a TREC run line has 6 fields "
-                                 f"(qid Q0 docid rank score tag), got {len(parts)}: {line.strip()!r}")
-            try:
-                score = float(parts[4])
-            except ValueError:
-                raise BenchError(f"{path}:{n}: score '{parts[4]}' is not a number.") from None
-            if not np.isfinite(score):
-                raise BenchError(f"{path}:{n}: score must be finite, got {parts[4]}.")
-            users.append(parts[0]); items.append(parts[2]); scores.append(score); tags.add(parts[5])
+    # a folder, a binary or a non-UTF-8 file is one error line (harness.userfiles)
+    for n, line in enumerate(read_text(path, "run file").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            raise BenchError(f"{path}:{n}: a TREC run line has 6 fields "
+                             f"(qid Q0 docid rank score tag), got {len(parts)}: {line.strip()!r}")
+        try:
+            score = float(parts[4])
+        except ValueError:
+            raise BenchError(f"{path}:{n}: score '{parts[4]}' is not a number.") from None
+        if not np.isfinite(score):
+            raise BenchError(f"{path}:{n}: score must be finite, got {parts[4]}.")
+        users.append(parts[0]); items.append(parts[2]); scores.append(score); tags.add(parts[5])
     if not users:
         raise BenchError(f"{path}: the run file is empty.")
     return users, items, np.asarray(scores, dtype=np.float64), tags
@@ -125,6 +127,10 @@ def evaluate_run_file(run_file: Path, suite: Suite, dataset_key: str, registry: 
                          f"splits '{dataset_key}' as '{dataset.split_id}': not the same protocol.")
     _, _, _, tags = read_trec(run_file)
     tag = sorted(tags)[0] if len(tags) == 1 else run_file.stem
+    if label is not None and (not label.strip() or any(c.isspace() or not c.isprintable()
+                                                        for c in label)):
+        raise BenchError(f"--label {label!r}: a label is one token without whitespace (it names "
+                         "a leaderboard row and the tag column of run files).")
     name = label or f"{tag} (external)"
     if name in {m.key for m in suite.methods}:
         raise BenchError(f"label '{name}' is a method of suite '{suite.suite}'; pass a distinct "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 import threading
@@ -169,6 +170,7 @@ def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
     result = ctx.score(model, dataset, part, list(cell.metrics))
     eval_s = time.perf_counter() - t1
     metrics = dict(result.metrics)
+    _check_finite(metrics, cell.metrics, part)
     timing = {"train_seconds": train_s, "eval_seconds": eval_s,
               "peak_rss_mb": memory.peak_rss_mb(),
               "optimizer_steps": float(steps[0])}
@@ -177,6 +179,16 @@ def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
         log.metrics({**metrics, **timing})
         log_cell_outputs(log, result, dataset, cell)
     return {**metrics, **timing}, result, ctx
+
+
+def _check_finite(metrics: dict[str, float], asked: tuple[str, ...], part: str) -> None:
+    """A NaN or infinite metric fails the cell with a message, never a "finished" row."""
+    bad = {m: metrics.get(m) for m in asked
+           if not isinstance(metrics.get(m), (int, float)) or not math.isfinite(metrics[m])}
+    if bad:
+        shown = ", ".join(f"{m} = {v}" for m, v in bad.items())
+        raise BenchError(f"{part} metric(s) not finite: {shown} (the model's scores or the "
+                         "metric are undefined here); the cell is failed, not recorded.")
 
 
 class Interrupted(BaseException):

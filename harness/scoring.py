@@ -105,6 +105,9 @@ def full_ranking_topk(model, users: np.ndarray, exclude: sp.csr_matrix, k: int,
             out_valid.append(torch.isfinite(vals).cpu())
             if with_scores:
                 out_scores.append(vals.cpu())
+    if out_valid and not any(bool(v.any()) for v in out_valid):
+        raise BenchError("the model scored no item with a finite score for any user (all NaN "
+                         "or -inf): training diverged or the model is broken.")
     if not out_items:
         empty = (torch.empty(0, k, dtype=torch.long), torch.empty(0, k, dtype=torch.bool))
         return (*empty, torch.empty(0, k)) if with_scores else empty

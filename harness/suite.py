@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .api import BenchError, param_names, resolve_params
+from . import checks
+from .api import BenchError, Seed, param_names, resolve_params
 from .claims import Claim
 from .registry import Registry, closest
 from .scoring import MetricName
@@ -31,7 +31,7 @@ class _Strict(BaseModel):
 class SplitConfig(_Strict):
     strategy: str = "random_ratio"
     ratios: Optional[list[float]] = None
-    seed: int = 2020
+    seed: Seed = 2020
     options: dict[str, Any] = Field(default_factory=dict)  # protocol-specific knobs
 
     def kwargs(self) -> dict[str, Any]:
@@ -167,12 +167,12 @@ class TuningConfig(_Strict):
     direction: Optional[Literal["maximize", "minimize"]] = None  # default: from the metric
     trials: int = Field(20, ge=1)
     sampler: Literal["tpe", "random"] = "tpe"
-    sampler_seed: int = 0
+    sampler_seed: Seed = 0
     pruner: Literal["median", "percentile", "hyperband", "none"] = "median"
     pruner_startup_trials: int = Field(3, ge=0)
     pruner_warmup_steps: int = Field(2, ge=0)
     storage: Optional[str] = None  # any Optuna RDB URL; default sqlite under .bench_cache/
-    seed: Optional[int] = None  # training seed of every trial; default: the suite's first seed
+    seed: Optional[Seed] = None  # training seed of every trial; default: the suite's first seed
 
     @model_validator(mode="before")
     @classmethod
@@ -191,7 +191,7 @@ class Suite(_Strict):
     description: str = ""
     datasets: list[DatasetEntry] = Field(min_length=1)
     methods: list[MethodEntry] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     metrics: list[str] = Field(default_factory=lambda: ["ndcg@10", "recall@10"], min_length=1)
     valid_metric: Optional[str] = None
     baseline: Optional[str] = None
@@ -285,18 +285,11 @@ def _loc(loc: tuple) -> str:
 
 
 def read_yaml(path: Union[str, Path]) -> Any:
-    path = Path(path)
-    if not path.exists():
-        raise SuiteError(f"{path}: no such suite file.")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SuiteError(f"{path}{where}: not valid safe YAML: {problem}. Suites are read "
-                         "with the safe loader; python tags such as !!python/object are "
-                         "refused.") from None
+    """A suite file's YAML: UTF-8 text, safe loader, aliases bounded (harness.userfiles)."""
+    from .userfiles import load_yaml, read_text
+
+    text = read_text(path, "suite file", SuiteError, max_bytes=16 * 1024 * 1024)
+    return load_yaml(text, str(path), SuiteError)
 
 
 def read_suite(path: Union[str, Path], overrides: Sequence[str] = ()) -> Any:
@@ -349,6 +342,7 @@ def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tup
                 problems.append(f"{source}: metrics: '{m}' needs a cutoff, e.g. '{m}@10'.")
         except (BenchError, KeyError) as exc:
             problems.append(f"{source}: metrics: {str(exc).strip(chr(34))}")
+    problems += checks.label_problems(suite.methods, source)
     keys = [m.key for m in suite.methods]
     for i, c in enumerate(suite.claims):
         for field_name in ("method", "than"):
@@ -383,6 +377,9 @@ def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tup
             problems.append(f"{source}: datasets[{i}].task: dataset '{d.name}' supports "
                             f"{', '.join(spec.tasks)}, not '{task}'.")
         tasks[d.key] = task
+        problems += checks.dataset_problems(d, i, spec, task, source, registry)
+    problems += checks.metric_problems(list(dict.fromkeys(suite.metrics + [suite.valid_metric])),
+                                       tasks, cat, source)
 
     resolved_params: dict[str, dict] = {}
     for i, m in enumerate(suite.methods):
@@ -403,6 +400,7 @@ def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tup
                                 f"{err['msg'].removeprefix('Value error, ')}.{hint}".replace("..", "."))
         if m.key in resolved_params:
             problems += _check_search(m, i, spec, source, tuned=suite.tuning is not None)
+            problems += checks.sampler_problems(resolved_params[m.key], i, cat.samplers, source)
         keys = [d.key for d in suite.datasets]
         for k in m.datasets or []:
             if k not in keys:

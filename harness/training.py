@@ -5,6 +5,7 @@ The best epoch's weights are restored before test scoring, so selection never se
 from __future__ import annotations
 
 import copy
+import math
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -12,7 +13,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from .api import budget_history
+from .api import BenchError, budget_history
 
 from .names import mlflow_name
 
@@ -23,32 +24,44 @@ def fit(model: torch.nn.Module, train_epoch: Callable[[int], float], dataset: An
 
     Every ``eval_every`` epochs the model is scored on validation; training stops after
     ``patience`` evaluations without improvement and the best weights are restored.
-    Returns a small history: best epoch and value, seconds per epoch, and the budget
+    A non-finite train loss or a run without a single optimiser step raises
+    :class:`BenchError` (the cell fails with that message). Returns a small history: best epoch and value, seconds per epoch, and the budget
     (``epoch_budget``, ``patience``, ``eval_every``) with the ``still_improving`` flag
     (:func:`harness.api.still_improving`),
     so a board can tell a converged arm from one its budget cut short.
     """
+    if min(epochs, eval_every, patience) < 1:
+        raise BenchError(f"epochs ({epochs}), eval_every ({eval_every}) and patience "
+                         f"({patience}) must each be at least 1.")
     best_value, best_epoch, best_state, bad = -float("inf"), -1, None, 0
     seconds = []
     valid_name = "valid_" + mlflow_name(ctx.valid_metric)
-    for epoch in range(epochs):
-        t0 = time.perf_counter()
-        model.train()
-        loss = train_epoch(epoch)
-        seconds.append(time.perf_counter() - t0)
-        ctx.log_metrics({"train_loss": float(loss)}, epoch)
-        if (epoch + 1) % eval_every and epoch + 1 != epochs:
-            continue
-        model.eval()
-        value = ctx.validate(model, dataset)
-        ctx.report(valid_name, value, epoch)
-        if value > best_value:
-            best_value, best_epoch, bad = value, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            bad += 1
-            if bad >= patience:
-                break
+    with count_optimizer_steps() as steps:
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            model.train()
+            loss = float(train_epoch(epoch))
+            seconds.append(time.perf_counter() - t0)
+            if not math.isfinite(loss):  # a diverged model would score garbage as "finished"
+                raise BenchError(f"training diverged: the train loss is {loss} at epoch "
+                                 f"{epoch + 1} (is the learning rate too high?).")
+            ctx.log_metrics({"train_loss": loss}, epoch)
+            if (epoch + 1) % eval_every and epoch + 1 != epochs:
+                continue
+            model.eval()
+            value = ctx.validate(model, dataset)
+            ctx.report(valid_name, value, epoch)
+            if value > best_value:
+                best_value, best_epoch, bad = value, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad += 1
+                if bad >= patience:
+                    break
+    if steps[0] == 0:
+        raise BenchError(f"training ran {len(seconds)} epoch(s) without one optimiser step (an "
+                         "empty training split, or a batch loop that never ran?): the model "
+                         "is untrained, so the cell fails instead of being recorded as finished.")
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

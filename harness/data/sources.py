@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..api import BenchError
-from .atomic import load_atomic
+from .atomic import load_atomic, numeric_column, read_tsv
 from .interactions import Interactions
 
 RECBOLE_WHEEL = "recbole-1.2.1-py3-none-any.whl"
@@ -116,6 +117,9 @@ def fetch_url(url: str, sha256: Optional[str]) -> Path:
     if not sha256:
         raise BenchError(f"a dataset URL needs its SHA-256 (`sha256:` next to `url: {url}`), "
                          "so a changed or truncated file is never used silently.")
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise BenchError(f"sha256 '{sha256}' for {url} is not a SHA-256 (64 hex characters).")
+    sha256 = sha256.lower()
     target = data_home() / "url" / sha256[:16]
     archive = target / Path(url).name
     if not archive.exists():
@@ -144,23 +148,34 @@ GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy",
 def load_grouplens_100k(root: Path) -> Interactions:
     """The original GroupLens files, converted to the same columns RecBole's atomic
     files have (so both routes give identical data)."""
-    ratings = pd.read_csv(root / "u.data", sep="\t", names=["user_id", "item_id", "rating", "timestamp"],
-                          dtype={"user_id": str, "item_id": str})
-    users = pd.read_csv(root / "u.user", sep="|", names=["user_id", "age", "gender", "occupation", "zip_code"],
-                        dtype=str) if (root / "u.user").exists() else None
+    ratings = read_tsv((root / "u.data").read_bytes(), str(root / "u.data"), header=None,
+                       names=["user_id", "item_id", "rating", "timestamp"])
+    for column in ("rating", "timestamp"):
+        ratings[column] = numeric_column(ratings[column], str(root / "u.data"), column, 1)
+    users = read_tsv((root / "u.user").read_bytes(), str(root / "u.user"), header=None, sep="|",
+                     names=["user_id", "age", "gender", "occupation", "zip_code"]) \
+        if (root / "u.user").exists() else None
     items = None
     if (root / "u.item").exists():
-        raw = pd.read_csv(root / "u.item", sep="|", header=None, encoding="latin-1", dtype=str)
+        raw = read_tsv((root / "u.item").read_bytes(), str(root / "u.item"), header=None,
+                       sep="|", encoding="latin-1")
+        if raw.shape[1] < 5 + len(GENRES):
+            raise BenchError(f"{root / 'u.item'}: expected {5 + len(GENRES)} '|'-separated "
+                             f"columns (id, title, dates, url, {len(GENRES)} genre flags), got "
+                             f"{raw.shape[1]}.")
         title_year = raw[1].str.extract(r"^(.*?)\s*\((\d{4})\)\s*$")
-        flags = raw.iloc[:, 5:5 + len(GENRES)].astype(int).to_numpy()
+        flags = np.stack([numeric_column(raw[c], str(root / "u.item"), f"genre {c - 5}", 1)
+                          .to_numpy() for c in range(5, 5 + len(GENRES))], axis=1).astype(int)
         items = pd.DataFrame({
             "item_id": raw[0],
             "movie_title": title_year[0].fillna(raw[1]),
             "release_year": title_year[1].fillna(""),
             "class": [" ".join(g for g, f in zip(GENRES, row) if f) for row in flags],
         })
-    user_tokens = np.asarray(sorted(set(ratings.user_id) | set(users.user_id if users is not None else []), key=int))
-    item_tokens = np.asarray(sorted(set(ratings.item_id) | set(items.item_id if items is not None else []), key=int))
+    for column in ("user_id", "item_id"):  # the GroupLens layout numbers users and items
+        numeric_column(ratings[column], str(root / "u.data"), column, 1)
+    user_tokens = np.asarray(sorted(set(ratings.user_id) | set(users.user_id if users is not None else []), key=_int_id))
+    item_tokens = np.asarray(sorted(set(ratings.item_id) | set(items.item_id if items is not None else []), key=_int_id))
     u_index = {t: i for i, t in enumerate(user_tokens)}
     i_index = {t: i for i, t in enumerate(item_tokens)}
     side = lambda df, key, toks: {} if df is None else {  # noqa: E731
@@ -170,3 +185,8 @@ def load_grouplens_100k(root: Path) -> Interactions:
         len(user_tokens), len(item_tokens), ratings.rating.to_numpy(np.float32),
         ratings.timestamp.to_numpy(np.float64), user_tokens.astype(str), item_tokens.astype(str),
         side(users, "user_id", user_tokens), side(items, "item_id", item_tokens)).reindex()
+
+
+def _int_id(token: str):
+    """GroupLens ids are integers; a side table with another id sorts after them."""
+    return (0, int(token), "") if token.strip().isdigit() else (1, 0, token)

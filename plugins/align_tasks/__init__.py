@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from harness.api import DatasetSpec, MetricSpec, Params, parse_dataset_params
+from harness.api import (DatasetSpec, MetricSpec, NonNegativeFloat, Params, Seed,
+                         parse_dataset_params)
 from harness.hookspecs import hookimpl
 
 REASONING = ("reasoning",)
@@ -19,7 +20,7 @@ class ReasoningParams(Params):
     n_test: int = Field(200, ge=1)
     difficulties: list[int] = Field(default_factory=lambda: [2, 3], min_length=1)
     depth: int = Field(2, ge=1, le=2)
-    seed: int = 0
+    seed: Seed = 0
     eval_samples: int = Field(4, ge=0, description="samples per test problem at T=1")
     max_new_tokens: int = Field(48, ge=4)
 
@@ -28,10 +29,10 @@ class PreferenceParams(Params):
     n_prompts: int = Field(8, ge=1)
     length: int = Field(3, ge=1)
     vocab: int = Field(6, ge=2)
-    bonus: float = 1.0
-    skew: float = 3.0
+    bonus: NonNegativeFloat = 1.0
+    skew: NonNegativeFloat = 3.0
     ref_samples: int = Field(4000, ge=10)
-    seed: int = 0
+    seed: Seed = 0
 
 
 @hookimpl
@@ -39,13 +40,15 @@ def bench_register_datasets():
     return [
         DatasetSpec("knights_knaves", REASONING,
                     "procedural Knights-and-Knaves puzzles with a unique solution (difficulty = "
-                    "people); TRPA's four rule-reward levels", default_task="reasoning"),
+                    "people); TRPA's four rule-reward levels", default_task="reasoning",
+                    params=ReasoningParams),
         DatasetSpec("arithmetic", REASONING,
                     "2-3 digit addition/subtraction with a column scratchpad (difficulty = digits); "
-                    "same four levels", default_task="reasoning"),
+                    "same four levels", default_task="reasoning", params=ReasoningParams),
         DatasetSpec("preference_synth", PREFERENCE,
                     "K prompts x V**L enumerable responses with a known reward: exact target "
-                    "pi_ref*exp(r/tau)/Z and exact KLs", default_task="preference"),
+                    "pi_ref*exp(r/tau)/Z and exact KLs", default_task="preference",
+                    params=PreferenceParams),
     ]
 
 

@@ -19,7 +19,8 @@ from harness.blocks.signed import DegreeNegativeSampler
 
 
 class UniformParams(Params):
-    n: int = Field(1, ge=1)
+    n: int = Field(1, ge=1, description="negatives per (user, positive) pair: set by the "
+                   "harness from the method's n_negatives, never in sampler_params")
 
 
 class PopularityParams(UniformParams):
@@ -44,14 +45,18 @@ PARAMS: dict[str, type[Params]] = {"uniform": UniformParams, "popularity": Popul
                                    "degree": DegreeParams}
 
 SPECS = [
-    SamplerSpec("uniform", "uniform over the user's non-positive items (RNS)"),
-    SamplerSpec("popularity", "non-positives drawn ∝ training degree^beta; params: beta"),
+    SamplerSpec("uniform", "uniform over the user's non-positive items (RNS)",
+                params=UniformParams),
+    SamplerSpec("popularity", "non-positives drawn ∝ training degree^beta; params: beta",
+                params=PopularityParams),
     SamplerSpec("dns", "dynamic negative sampling: highest-scored of M uniform candidates "
-                       "under the current model; params: n_candidates"),
+                       "under the current model; params: n_candidates", params=DNSParams),
     SamplerSpec("degree", "LSGRec's sampler: items the user has not rated in training (either "
-                          "sign) drawn ∝ rated degree^exponent; params: exponent"),
+                          "sign) drawn ∝ rated degree^exponent; params: exponent",
+                params=DegreeParams),
     SamplerSpec("mixgcf", "MixGCF: positive mixing + hop mixing over a graph model's layer "
-                          "embeddings; params: n_candidates", requires=("layer_embeddings",)),
+                          "embeddings; params: n_candidates", requires=("layer_embeddings",),
+                params=MixGCFParams),
 ]
 REQUIRES = {s.name: s.requires for s in SPECS}
 
