@@ -116,13 +116,14 @@ def metric_problems(metrics: list[str], tasks: dict[str, str], cat: Catalogue,
 
 
 def label_problems(methods: list[Any], source: str) -> list[str]:
-    """Method labels go into run files (``run.trec``'s tag column) and board rows: no
-    whitespace or control characters."""
+    """Method labels go into MLflow tags, run files and board rows: no control characters
+    (tab, newline, ...) and no leading/trailing space. Inner spaces are fine: run files
+    percent-encode them (:func:`harness.scoring.trec_field`)."""
     problems = []
     for i, m in enumerate(methods):
-        if re.search(r"[\s\x00-\x1f\x7f]", m.key):
+        if re.search(r"[\x00-\x1f\x7f]", m.key) or m.key != m.key.strip() or not m.key:
             field = "label" if m.label else "name"
-            fixed = re.sub(r"[\s\x00-\x1f\x7f]+", "-", m.key.strip())
-            problems.append(f"{source}: methods[{i}].{field}: '{m.key}' contains whitespace or a "
-                            f"control character (run files need one token); e.g. '{fixed}'.")
+            fixed = re.sub(r"[\s\x00-\x1f\x7f]+", " ", m.key).strip() or "method"
+            problems.append(f"{source}: methods[{i}].{field}: {m.key!r} has a control character "
+                            f"(tab, newline, ...) or surrounding spaces; e.g. {fixed!r}.")
     return problems

@@ -25,6 +25,7 @@ from .suite import Suite
 
 def read_trec(path: Path) -> tuple[list[str], list[str], np.ndarray, set[str]]:
     """(query ids, doc ids, scores, tags) of a TREC run: ``qid Q0 docid rank score tag``."""
+    from .scoring import trec_unfield
     from .userfiles import read_text
 
     users, items, scores, tags = [], [], [], set()
@@ -42,7 +43,10 @@ def read_trec(path: Path) -> tuple[list[str], list[str], np.ndarray, set[str]]:
             raise BenchError(f"{path}:{n}: score '{parts[4]}' is not a number.") from None
         if not np.isfinite(score):
             raise BenchError(f"{path}:{n}: score must be finite, got {parts[4]}.")
-        users.append(parts[0]); items.append(parts[2]); scores.append(score); tags.add(parts[5])
+        users.append(trec_unfield(parts[0]))
+        items.append(trec_unfield(parts[2]))
+        scores.append(score)
+        tags.add(trec_unfield(parts[5]))
     if not users:
         raise BenchError(f"{path}: the run file is empty.")
     return users, items, np.asarray(scores, dtype=np.float64), tags

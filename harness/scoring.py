@@ -271,15 +271,34 @@ def score_ranking(model, dataset, part: str, metrics: list[str], registry_metric
                        extra={"topk_scores": top_scores})
 
 
+def trec_field(text: object) -> str:
+    """One whitespace-free TREC field: whitespace and ``%`` are percent-encoded (``a b`` ->
+    ``a%20b``), so a label or id with spaces keeps the six-column format; ``bench
+    evaluate`` decodes them (:func:`trec_unfield`)."""
+    from urllib.parse import quote
+
+    return re.sub(r"[%\s]", lambda m: quote(m.group(), safe=""), str(text))
+
+
+def trec_unfield(field: str) -> str:
+    """Inverse of :func:`trec_field`."""
+    from urllib.parse import unquote
+
+    return unquote(field) if "%" in field else field
+
+
 def write_trec_run(path, users: np.ndarray, items: torch.Tensor, valid: torch.Tensor,
                    dataset, tag: str, scores: Optional[torch.Tensor] = None) -> None:
     """Top-K lists in TREC run format with the dataset's original ids, so any tool
     (trec_eval, ranx, pytrec_eval) can recompute the metrics. The score column holds the
     model's scores (``%.9g`` keeps a float32 exactly, so the order, ties broken by the
     smaller item id, survives a round trip) and ranx's score-based fusion can use them;
-    without ``scores`` it holds ``K - rank``."""
+    without ``scores`` it holds ``K - rank``. Fields are :func:`trec_field`-quoted (a
+    label with a space stays one field)."""
     k = items.shape[1]
-    u_tok, i_tok = dataset.data.user_tokens, dataset.data.item_tokens
+    u_tok = [trec_field(t) for t in dataset.data.user_tokens]
+    i_tok = [trec_field(t) for t in dataset.data.item_tokens]
+    tag = trec_field(tag)
     score_rows = scores.tolist() if scores is not None else None
     with open(path, "w") as f:
         for row, u in enumerate(users):

@@ -96,7 +96,13 @@ class _Curve:
 
 def _fit(curve, epochs, patience=3):
     model = torch.nn.Linear(2, 1)
-    return fit(model, lambda e: 0.0, None, _Curve(curve), epochs=epochs, patience=patience)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+
+    def epoch(_: int) -> float:
+        opt.step()  # fit refuses a run without a single optimiser step
+        return 0.0
+
+    return fit(model, epoch, None, _Curve(curve), epochs=epochs, patience=patience)
 
 
 def test_under_training_flag_fires_on_a_rising_curve_and_not_on_a_plateau():

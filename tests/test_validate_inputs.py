@@ -157,9 +157,35 @@ def test_cutoff_on_a_metric_that_takes_none_is_refused(write_suite):
     _validate(write_suite, suite, "accuracy@10", "takes no cutoff")
 
 
-@pytest.mark.parametrize("label", ["bpr mf", "bpr\tmf", " bpr"])
-def test_method_label_with_whitespace_is_refused(write_suite, label):
+@pytest.mark.parametrize("label", ["bpr\tmf", "bpr\nmf", " bpr", "bpr\x00"])
+def test_method_label_with_a_control_character_is_refused(write_suite, label):
     _validate(write_suite, _with_method({"dim": 8}, label=label), "methods[0].label")
+
+
+def test_label_with_spaces_gives_a_run_file_bench_evaluate_accepts(workdir, registry):
+    """run.trec percent-encodes whitespace (`my pop` -> `my%20pop`), so the harness's own
+    run file re-scores to its cell's metrics instead of being rejected."""
+    import mlflow
+
+    from harness.evaluate_run import evaluate_run_file, read_trec
+    from harness.runner import run_suite
+    from harness.suite import validate_suite
+    from harness.tracking import Tracker
+
+    suite, cells = validate_suite(tiny_suite(methods=[{"name": "pop", "label": "my pop"}],
+                                             seeds=[0]), registry)
+    (result,) = run_suite(suite, cells, registry)
+    assert result.status == "finished"
+    tracker = Tracker(suite.tracking.uri, suite.suite)
+    run = tracker.client.search_runs([tracker.experiment_id],
+                                     "tags.`bench.kind` = 'cell'")[0]
+    trec = workdir / "run.trec"
+    trec.write_text(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/run.trec"))
+    assert all(len(line.split()) == 6 for line in trec.read_text().splitlines())
+    assert read_trec(trec)[3] == {"my pop"}
+    metrics, _ = evaluate_run_file(trec, suite, "synthetic", registry, label="again", log=False)
+    for m in suite.metrics:
+        assert metrics[m] == pytest.approx(result.metrics[m], abs=1e-12)
 
 
 def test_every_shipped_suite_still_validates():
