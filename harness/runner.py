@@ -183,8 +183,8 @@ def run_cell(cell: Cell, dataset: Dataset, registry: Registry, log: Any = None,
 
 def _check_finite(metrics: dict[str, float], asked: tuple[str, ...], part: str) -> None:
     """A NaN or infinite metric fails the cell with a message, never a "finished" row."""
-    bad = {m: metrics.get(m) for m in asked
-           if not isinstance(metrics.get(m), (int, float)) or not math.isfinite(metrics[m])}
+    bad = {m: metrics[m] for m in asked if m in metrics
+           and (not isinstance(metrics[m], (int, float)) or not math.isfinite(metrics[m]))}
     if bad:
         shown = ", ".join(f"{m} = {v}" for m, v in bad.items())
         raise BenchError(f"{part} metric(s) not finite: {shown} (the model's scores or the "

@@ -126,9 +126,12 @@ def test_on_cell_end_is_called_for_failed_cells_too(contract_plugin, write_suite
     assert ends["bare"]["status"] == "finished"
 
 
-def test_on_cell_end_is_called_when_the_dataset_fails_to_load(contract_plugin, write_suite):
-    suite = tiny_suite(datasets=[{"name": "atomic", "params": {"path": "no/such/folder"}}],
-                       methods=[{"name": "pop"}], seeds=[0])
+def test_on_cell_end_is_called_when_the_dataset_fails_to_load(contract_plugin, write_suite,
+                                                              workdir, monkeypatch):
+    # a missing `path` is refused by validate; ml-100k absent from an empty data home
+    # only fails when the run loads it
+    monkeypatch.setenv("BENCH_DATA_HOME", str(workdir / "empty-data-home"))
+    suite = tiny_suite(datasets=[{"name": "ml-100k"}], methods=[{"name": "pop"}], seeds=[0])
     assert cli.invoke(app, ["run", str(write_suite(suite)), "-q"]).exit_code == 1
     assert [e["status"] for e in _ends(contract_plugin)] == ["failed"]
 

@@ -109,10 +109,11 @@ def test_dry_run_runs_nothing_and_lists_what_a_run_does(suite_file, workdir):
     assert "cell hash" not in quiet.output
 
 
-def test_plan_marks_a_broken_dataset(workdir):
+def test_plan_marks_a_broken_dataset(workdir, monkeypatch):
     reg = Registry()
-    raw = tiny_suite(datasets=[{"name": "atomic", "params": {"path": str(workdir / "nope"),
-                                                             "name": "x"}}])
+    # (a missing `path` is refused by validate; ml-100k absent from the data home is not)
+    monkeypatch.setenv("BENCH_DATA_HOME", str(workdir / "empty-data-home"))
+    raw = tiny_suite(datasets=[{"name": "ml-100k"}])
     path = workdir / "s.yaml"
     path.write_text(yaml.safe_dump(raw))
     suite, cells = load_suite(path, reg)

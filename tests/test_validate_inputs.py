@@ -318,3 +318,13 @@ def test_grouplens_layout_names_file_line_and_column(tmp_path):
     (tmp_path / "u.data").write_text("1\t1\t5\t881250949\n2\t1\tfive\t881250950\n")
     with pytest.raises(BenchError, match=r"u\.data: line 2, column 'rating': 'five'"):
         load_grouplens_100k(tmp_path)
+
+
+def test_a_replaced_ml100k_wheel_is_refused_on_load(tmp_path, monkeypatch):
+    from harness.api import BenchError
+    from harness.data import sources
+
+    monkeypatch.setenv("BENCH_DATA_HOME", str(tmp_path))
+    (tmp_path / sources.RECBOLE_WHEEL).write_bytes(b"PK\x03\x04 not the real wheel")
+    with pytest.raises(BenchError, match="damaged or was replaced"):
+        sources.load_ml100k()

@@ -90,6 +90,11 @@ def load_ml100k(path: Optional[str] = None, url: Optional[str] = None,
                          f"({wheel}). Get it once with `bench data get ml-100k` "
                          "(or `make data`), or point the dataset at a local copy with "
                          "`params: {path: /path/to/ml-100k}`.")
+    digest = sha256_of(wheel)  # verified on every load, not only when fetched
+    if digest != RECBOLE_WHEEL_SHA256:
+        raise BenchError(f"{wheel} has SHA-256 {digest}, expected {RECBOLE_WHEEL_SHA256}: the "
+                         "cached file is damaged or was replaced. Delete it and run `bench data "
+                         "get ml-100k` again.")
     zf = zipfile.ZipFile(wheel)
     prefix = "recbole/dataset_example/ml-100k/"
     names = set(zf.namelist())
