@@ -9,7 +9,7 @@ import types
 import pytest
 import torch
 
-from conftest import tiny_suite
+from harness.testing import tiny_suite
 from harness.api import BenchError, MethodSpec, Params
 from harness.hookspecs import hookimpl
 from harness.runner import _check_finite, run_suite

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import tiny_suite
+from harness.testing import tiny_suite
 from harness.cli import app
 
 cli = CliRunner()
