@@ -297,7 +297,10 @@ def score_ctr(model: CTRModel, data: CTRData, part: str, metrics: Sequence[str] 
     history = getattr(model, "history", None) or {}
     means.update({k: float(v) for k, v in history.items()
                   if k in ("best_epoch", "epochs_run") and isinstance(v, (int, float))})
-    return ScoreResult(metrics=means, per_user=per_user)
+    # the scored pairs behind the metrics, for the cell's samples.jsonl (bounded by the harness)
+    samples = [{"id": i, "user": int(p.user[i]), "item": int(p.item[i]), "label": float(p.label[i]),
+                "warm": bool(p.warm[i]), "score": float(logits[i])} for i in range(min(len(p), 200))]
+    return ScoreResult(metrics=means, per_user=per_user, extra={"samples": samples})
 
 
 def perplexity(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 64,

@@ -552,19 +552,24 @@ def score_text_classification(model: Any, data: TaskData, part: str,
     metrics: dict[str, float] = {}
     per_user: dict[str, dict[str, float]] = {}
     infos: dict[str, TaskInfo] = data.extra["tasks"]
+    samples: list[dict[str, Any]] = []
     for task, examples in data.part(part).items():
         info = infos[task]
         probs = np.concatenate([np.asarray(model.predict(task, [e.text for e in examples[s:s + batch_size]]))
                                 for s in range(0, len(examples), batch_size)])
         labels = np.array([e.label for e in examples])
         metrics.update(task_metrics(info, probs, labels))
+        # a few predictions per task for the cell's samples.jsonl (bounded by the harness)
+        samples += [{"task": task, "id": i, "text": e.text, "label": e.label,
+                     "prediction": np.asarray(probs[i]).round(4).tolist()}
+                    for i, e in enumerate(examples[:30])]
         if info.kind == "classification":
             correct = (probs.argmax(-1) == labels).astype(float)
             per_user[f"{task}_accuracy"] = {str(i): float(c) for i, c in enumerate(correct)}
     scores = [metrics[f"{t}_score"] for t in data.part(part)]
     metrics["mean_score"] = float(np.mean(scores))
     metrics["task_std"] = float(np.std(scores))
-    return ScoreResult(metrics=metrics, per_user=per_user)
+    return ScoreResult(metrics=metrics, per_user=per_user, extra={"samples": samples})
 
 
 def label_balance(examples: Sequence[Example]) -> dict[int, int]:

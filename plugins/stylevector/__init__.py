@@ -211,11 +211,15 @@ def bench_score(model, dataset, part, metrics, ctx):
     if getattr(dataset, "task", None) != "personalized_generation" or not hasattr(model, "predict"):
         return None
     users = dataset.part(part)
-    means, per = score_predictions(users, model.predict(users))
+    predictions = model.predict(users)
+    means, per = score_predictions(users, predictions)
     means["storage_bytes"] = sum(model.storage_bytes) / max(1, len(model.storage_bytes))
     means["added_prompt_tokens"] = sum(model.added_tokens) / max(1, len(model.added_tokens))
     keys = [f"{u.uid}/{j}" for u in users for j in range(len(u.queries))]
     per["storage_bytes"] = {f"{u.uid}/{j}": b for u, b in zip(users, model.storage_bytes)
                             for j in range(len(u.queries))}
     per["added_prompt_tokens"] = dict(zip(keys, model.added_tokens))
-    return ScoreResult(metrics=means, per_user=per)
+    # the generations behind the metrics, for the cell's samples.jsonl (bounded by the harness)
+    samples = [{"id": f"{u.uid}/{j}", "prompt": q.prompt, "response": out, "reference": q.response}
+               for u, outs in zip(users, predictions) for j, (q, out) in enumerate(zip(u.queries, outs))]
+    return ScoreResult(metrics=means, per_user=per, extra={"samples": samples})
