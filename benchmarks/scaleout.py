@@ -2,7 +2,7 @@
 in one process, one after another: wall-time ratios and whether every metric is identical.
 
     OMP_NUM_THREADS=1 python benchmarks/scaleout.py            # 10 cells on ml-100k
-    OMP_NUM_THREADS=1 python benchmarks/scaleout.py --modes sequential,jobs2 --repeat 2
+    OMP_NUM_THREADS=1 python benchmarks/scaleout.py --scale 3  # cells 3x as long
 
 Every mode writes to its own new SQLite store under a temporary folder and starts from the
 same warm split cache (the split is made before the first timing), so the wall times
@@ -75,8 +75,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modes", default="sequential,jobs2,ray2")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of all modes (interleaved)")
+    ap.add_argument("--scale", type=int, default=1, help="multiply every cell's epoch budget "
+                    "(longer cells amortise the workers' start-up)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "scaleout-results.json"))
     args = ap.parse_args()
+    for m in GRID["methods"]:
+        m["params"]["epochs"] *= args.scale
+        m["params"]["patience"] *= args.scale
     modes = args.modes.split(",")
     with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as t:
         tmp = Path(t)
