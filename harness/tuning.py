@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import traceback
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -88,13 +89,21 @@ def open_storage(url: str) -> Any:
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=30,
-                                          grace_period=120)
-    except Exception as exc:
-        raise BenchError(f"tuning storage '{url}' cannot be opened: {type(exc).__name__}: "
-                         f"{exc}. Use an Optuna RDB URL such as sqlite:///optuna.db or "
-                         "postgresql://user@host/db.") from None
+    last: Exception = RuntimeError("unreachable")
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=30,
+                                              grace_period=120)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            last = exc
+            # two workers creating the schema of a new database at once: one of them loses
+            # the race with an IntegrityError; the schema exists then, so try again
+            if type(exc).__name__ != "IntegrityError":
+                break
+            time.sleep(0.5 * (attempt + 1))
+    raise BenchError(f"tuning storage '{url}' cannot be opened: {type(last).__name__}: "
+                     f"{last}. Use an Optuna RDB URL such as sqlite:///optuna.db or "
+                     "postgresql://user@host/db.") from None
 
 
 def _sampler(suite: Suite, n_existing: int):
