@@ -6,7 +6,6 @@ sampler a strict parameter model and a spec, and dispatches the sampling hook.
 """
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import torch
@@ -82,7 +81,10 @@ def sample(sampler: str, params: dict, users: torch.Tensor, pos_items: torch.Ten
                                lambda: popularity_weights(dataset.item_popularity(), p.beta))
         return popularity_negatives(positives, users, p.n, weights, rng)
     if sampler == "degree":
-        return _degree_sampler(dataset, p.exponent).sample(users, p.n, rng)
+        # built once per dataset: it indexes every user's rated items, too slow per batch
+        sampler = dataset.memo(("degree_sampler", p.exponent),
+                               lambda: DegreeNegativeSampler(dataset, p.exponent))
+        return sampler.sample(users, p.n, rng)
     if sampler == "dns":
         if not hasattr(model, "embeddings"):
             raise BenchError(f"sampler 'dns' needs a model with embeddings() -> (users, items); "
@@ -100,19 +102,3 @@ def sample(sampler: str, params: dict, users: torch.Tensor, pos_items: torch.Ten
     return mixgcf_negatives(positives, users, pos_items, p.n, p.n_candidates,
                             [layer[:n_users] for layer in layers],
                             [layer[n_users:] for layer in layers], rng)
-
-
-_DEGREE_SAMPLERS: dict[int, tuple[Any, dict[float, DegreeNegativeSampler]]] = {}
-
-
-def _degree_sampler(dataset: Any, exponent: float) -> DegreeNegativeSampler:
-    """One sampler per (dataset, exponent), built on first use: it indexes every user's
-    rated items, which is too slow to redo per batch. Keyed by identity (datasets are
-    unhashable), with a weak reference so a dead dataset's id is never reused by mistake."""
-    ref, per_dataset = _DEGREE_SAMPLERS.get(id(dataset), (None, {}))
-    if ref is None or ref() is not dataset:
-        per_dataset = {}
-        _DEGREE_SAMPLERS[id(dataset)] = (weakref.ref(dataset), per_dataset)
-    if exponent not in per_dataset:
-        per_dataset[exponent] = DegreeNegativeSampler(dataset, exponent)
-    return per_dataset[exponent]
