@@ -70,7 +70,6 @@ def fit(model: torch.nn.Module, train_epoch: Callable[[int], float], dataset: An
             **budget_history(best_epoch, epochs, patience, eval_every)}
 
 
-
 def minibatch_epoch(n: int, batch_size: int, generator: torch.Generator, opt: Any,
                     batch_loss: Callable[[torch.Tensor], torch.Tensor]) -> float:
     """One pass over ``n`` training examples in mini-batches of a fresh random order
@@ -86,6 +85,7 @@ def minibatch_epoch(n: int, batch_size: int, generator: torch.Generator, opt: An
         total += loss.item()
         batches += 1
     return total / max(batches, 1)
+
 
 @contextmanager
 def count_optimizer_steps() -> Iterator[list[int]]:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from ..api import BenchError, NonNegativeFloat, Params, PositiveInt, Rate
-from ..training import fit
+from ..training import fit, minibatch_epoch
 
 
 class PairwiseParams(Params):
@@ -86,28 +86,22 @@ def train_pairwise(model: torch.nn.Module, dataset: Any, ctx: Any, p: PairwisePa
 
     held, false_neg = HeldOutPositives(dataset), [0, 0]
 
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        u, pos = users[idx], items[idx]
+        neg = ctx.sample_negatives(p.sampler, dict(p.sampler_params, n=p.n_negatives),
+                                   u, pos, model, dataset)
+        if isinstance(neg, torch.Tensor) and neg.dim() == 2 and neg.shape[1] == 1:
+            neg = neg[:, 0]
+        hits, seen = held.count(u, neg)
+        false_neg[0] += hits
+        false_neg[1] += seen
+        loss, reg = model.pairwise_loss(u, pos, neg)
+        if p.reg_weight:  # skipping 0*reg leaves loss and gradients bit-identical
+            loss = loss + p.reg_weight * reg
+        return loss
+
     def epoch(_: int) -> float:
-        order = torch.randperm(len(users), generator=rng)
-        total, batches = 0.0, 0
-        for start in range(0, len(order), p.batch_size):
-            idx = order[start:start + p.batch_size]
-            u, pos = users[idx], items[idx]
-            neg = ctx.sample_negatives(p.sampler, dict(p.sampler_params, n=p.n_negatives),
-                                       u, pos, model, dataset)
-            if isinstance(neg, torch.Tensor) and neg.dim() == 2 and neg.shape[1] == 1:
-                neg = neg[:, 0]
-            hits, seen = held.count(u, neg)
-            false_neg[0] += hits
-            false_neg[1] += seen
-            loss, reg = model.pairwise_loss(u, pos, neg)
-            if p.reg_weight:  # skipping 0*reg leaves loss and gradients bit-identical
-                loss = loss + p.reg_weight * reg
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item()
-            batches += 1
-        return total / max(batches, 1)
+        return minibatch_epoch(len(users), p.batch_size, rng, opt, batch_loss)
 
     history = fit(model, epoch, dataset, ctx, epochs=p.epochs, eval_every=p.eval_every,
                   patience=p.patience)
