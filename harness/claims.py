@@ -68,7 +68,7 @@ def judge(claims: Sequence[Claim],
     ``per_seed[method][metric][seed]`` holds each training run's per-user values;
     ``still_improving[method]`` counts that arm's runs flagged as under-trained.
     """
-    verdicts: list[Optional[Verdict]] = []
+    verdicts: list[Verdict] = []
     tested: list[tuple[int, float]] = []  # (index into verdicts, raw p)
     for claim in claims:
         missing = [m for m in (claim.method, claim.than)
@@ -81,7 +81,6 @@ def judge(claims: Sequence[Claim],
         [cmp] = compare_runs({m: {claim.metric: per_seed[m][claim.metric]}
                               for m in (claim.method, claim.than)},
                              {claim.method: claim.than}, [claim.metric], unit="seeds")
-        sign = 1.0 if claim.direction == "higher" else -1.0
         v = Verdict(claim, "", "", delta=cmp.delta, n_seeds=cmp.n_seeds)
         if flagged:
             v.verdict = NOT_TESTABLE
@@ -91,15 +90,14 @@ def judge(claims: Sequence[Claim],
             v.verdict = NOT_TESTABLE
             v.reason = f"{cmp.n_seeds} shared seeds; a test over training runs needs {MIN_SEEDS}"
         else:
-            tested.append((len(verdicts), cmp.p_value))
-            v.verdict = "pending"
-            v.reason = "better" if sign * cmp.delta > 0 else "worse"
+            tested.append((len(verdicts), cmp.p_value))  # judged after Holm, below
         verdicts.append(v)
     adjusted = holm([p for _, p in tested]) if tested else []
     for (i, _), p_adj in zip(tested, adjusted):
         v = verdicts[i]
         v.p_holm = p_adj
-        better = v.reason == "better"
+        sign = 1.0 if v.claim.direction == "higher" else -1.0
+        better = sign * v.delta > 0
         if p_adj <= alpha and better:
             v.verdict, v.reason = HOLDS, ""
         elif p_adj <= alpha:
@@ -107,4 +105,4 @@ def judge(claims: Sequence[Claim],
         else:
             v.verdict = DOES_NOT_HOLD
             v.reason = f"difference not significant at α = {alpha}"
-    return [v for v in verdicts if v is not None]
+    return verdicts
