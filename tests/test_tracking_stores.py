@@ -194,3 +194,57 @@ def test_run_reader_pages_through_every_run(workdir):
                          "tags.`bench.status` = 'finished'", page_size=7))
     assert len(got) == 25 and len({r.info.run_id for r in got}) == 25
     assert len(tracker.finished_cells()) == 25
+
+
+def _cell_log_on_new_store(tmp_path):
+    import mlflow
+
+    from harness.tracking import cell_log
+
+    uri = f"sqlite:///{tmp_path / 'race.db'}"
+    client = mlflow.MlflowClient(uri)
+    exp = client.create_experiment("race")
+    runs = [client.create_run(exp).info.run_id for _ in range(2)]
+    return client, [cell_log(uri, r) for r in runs], runs
+
+
+def test_a_cell_that_loses_the_dataset_insert_race_still_logs_its_input(tmp_path):
+    """Two workers logging the first cells of one split at once: MLflow's check-then-insert
+    of the shared dataset row makes the later insert fail with a unique-constraint error.
+    That cell must link the row on a retry instead of failing (seen with --jobs 2)."""
+    from mlflow.exceptions import MlflowException
+
+    client, (first, second), runs = _cell_log_on_new_store(tmp_path)
+    real = second.client.log_inputs
+    calls = []
+
+    def lose_the_race_once(run_id, datasets=None, **kw):
+        calls.append(run_id)
+        if len(calls) == 1:  # the other worker inserts the row between our check and insert
+            first.input("ml-100k", "abc123", task="topk")
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: "
+                                  "datasets.experiment_id, datasets.name, datasets.digest")
+        return real(run_id, datasets=datasets, **kw)
+
+    second.client.log_inputs = lose_the_race_once
+    second.input("ml-100k", "abc123", task="topk")
+    assert len(calls) == 2
+    for run_id in runs:
+        inputs = client.get_run(run_id).inputs.dataset_inputs
+        assert [(d.dataset.name, d.dataset.digest) for d in inputs] == [("ml-100k", "abc123")]
+
+
+def test_other_input_errors_are_not_retried(tmp_path):
+    from mlflow.exceptions import MlflowException
+
+    _, (_, log), _ = _cell_log_on_new_store(tmp_path)
+    calls = []
+
+    def broken(run_id, datasets=None, **kw):
+        calls.append(run_id)
+        raise MlflowException("RESOURCE_DOES_NOT_EXIST: run not found")
+
+    log.client.log_inputs = broken
+    with pytest.raises(MlflowException, match="not found"):
+        log.input("ml-100k", "abc123")
+    assert len(calls) == 1
