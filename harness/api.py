@@ -25,8 +25,10 @@ use, so ``from harness.api import MethodSpec`` stays cheap.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, Protocol, runtime_checkable
+from typing import (TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional, Protocol,
+                    runtime_checkable)
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -333,6 +335,28 @@ def budget_history(best_epoch: int, epoch_budget: int, patience: int,
     :func:`fit` calls this for its own history)."""
     return {"epoch_budget": epoch_budget, "patience": patience, "eval_every": eval_every,
             "still_improving": float(still_improving(best_epoch, epoch_budget, patience, eval_every))}
+
+
+#: nesting depth of :func:`optimizer_steps_not_counted` blocks (0: every step counts)
+_UNCOUNTED_DEPTH = [0]
+
+
+@contextmanager
+def optimizer_steps_not_counted() -> Iterator[None]:
+    """Optimiser steps taken inside this block are left out of the cell's
+    ``optimizer_steps``: for shared preparation that is cached and reused by every arm
+    (an SFT warm start), which would otherwise land on whichever cell happened to build
+    it first and make that arm's budget look larger."""
+    _UNCOUNTED_DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        _UNCOUNTED_DEPTH[0] -= 1
+
+
+def optimizer_steps_counted() -> bool:
+    """False inside :func:`optimizer_steps_not_counted` (read by the runner's counter)."""
+    return _UNCOUNTED_DEPTH[0] == 0
 
 
 class PluginError(BenchError):

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from .api import BenchError, budget_history
+from .api import BenchError, budget_history, optimizer_steps_counted
 
 from .names import mlflow_name
 
@@ -91,11 +91,14 @@ def minibatch_epoch(n: int, batch_size: int, generator: torch.Generator, opt: An
 def count_optimizer_steps() -> Iterator[list[int]]:
     """Counts every ``torch.optim`` optimiser step taken inside the block, by any plugin
     or library (trl and accelerate step torch optimisers too), through torch's global
-    step hook. Yields a one-element list holding the running count."""
+    step hook. Yields a one-element list holding the running count. Steps inside
+    :func:`harness.api.optimizer_steps_not_counted` (a shared cached warm start) are not
+    counted."""
     counter = [0]
 
     def _count(optimizer, args, kwargs) -> None:
-        counter[0] += 1
+        if optimizer_steps_counted():
+            counter[0] += 1
 
     handle = register_optimizer_step_post_hook(_count)
     try:

@@ -13,14 +13,14 @@ LLM = {"layers": 1, "dim": 32, "heads": 2, "ffn_mult": 2, "max_positions": 160,
 
 def test_trpa_cell_runs_logs_levels_and_an_active_trust_region(tmp_path):
     params = {"steps": 2, "prompts_per_step": 2, "samples_per_prompt": 4, "max_new_tokens": 32,
-              "inner_steps": 2, "eval_every": 1, "lr": 1e-3, "llm": LLM}
+              "updates_per_batch": 2, "eval_every": 1, "lr": 1e-3, "llm": LLM}
     raw = {"suite": "trpa-test",
            "datasets": [{"name": "knights_knaves",
                          "params": {"n_train": 12, "n_valid": 4, "n_test": 6, "eval_samples": 1,
                                     "max_new_tokens": 32}}],
            "methods": [{"name": "trpa", "params": params},
                        {"name": "sft_init", "params": {k: v for k, v in params.items()
-                                                       if k != "inner_steps"}}],
+                                                       if k != "updates_per_batch"}}],
            "seeds": [0], "metrics": ["accuracy", "format_valid", "kl_init", "reward_gap"],
            "valid_metric": "accuracy"}
     reg = Registry()
@@ -52,7 +52,7 @@ def test_old_reference_ablation_measures_the_log_ratio_against_pi_old(tmp_path):
     import mlflow
 
     base = {"steps": 3, "prompts_per_step": 2, "samples_per_prompt": 4, "max_new_tokens": 32,
-            "inner_steps": 1, "eval_every": 0, "lr": 1e-2, "llm": LLM}
+            "updates_per_batch": 1, "eval_every": 0, "lr": 1e-2, "llm": LLM}
     raw = {"suite": "trpa-ref",
            "datasets": [{"name": "knights_knaves",
                          "params": {"n_train": 12, "n_valid": 4, "n_test": 4, "eval_samples": 0,

@@ -19,9 +19,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from harness.api import BenchError, MethodSpec, Params, Rate
+from harness.api import BenchError, MethodSpec, Params, Rate, optimizer_steps_not_counted
 from harness.hookspecs import hookimpl
 from harness.llm import LLMConfig, Policy, load_llm
+
+from .budget import RolloutCounter
 
 
 class AlignParams(Params):
@@ -33,7 +35,12 @@ class AlignParams(Params):
     max_new_tokens: int = Field(48, ge=4)
     temperature: float = Field(1.0, gt=0)
     lr: Rate = 1e-4
-    eval_every: int = Field(20, ge=0, description="validation accuracy every k steps (0: off)")
+    updates_per_batch: int = Field(
+        2, ge=1, description="μ: optimiser steps per rollout batch, the same for every online "
+                             "method (TRPA's inner steps, trl GRPO's num_iterations, Online DPO's "
+                             "replays); μ > 1 makes TRPA's trust region act")
+    eval_every: int = Field(20, ge=0, description="validation accuracy every k rollout batches "
+                                                  "(0: off)")
     sft_mix: list[float] = Field(default_factory=lambda: [0.55, 0.25, 0.10, 0.10],
                                  min_length=4, max_length=4)
     llm: LLMConfig = Field(default_factory=lambda: LLMConfig(
@@ -46,8 +53,6 @@ class TRPAParams(AlignParams):
     anisotropy: float = Field(2.5, gt=0, description="β multiplier when the winner is level 1")
     pairing: Literal["all", "best_worst"] = "all"
     tr_coef: float = Field(1e-3, ge=0)
-    inner_steps: int = Field(2, ge=1, description="μ gradient steps per rollout batch (>1 makes "
-                                                  "the trust region act)")
     sqrt_tr: bool = False
     grad_clip: float = Field(1.0, gt=0)
     reference: Literal["initial", "old"] = Field(
@@ -97,8 +102,10 @@ METHODS: dict[str, tuple[type[Params], str]] = {
 def warm_start(p: AlignParams, data, ctx) -> Policy:
     """The SFT policy all methods start from (cached under .bench_cache/llm/<hash>)."""
     prompts, responses = data.sft_pairs(p.sft_mix, seed=p.llm.seed)
-    llm = load_llm(p.llm, data.corpus(), prompts, responses, cache_dir=ctx.cache_dir,
-                   device=ctx.device)
+    # shared by every arm and cached: its SFT steps are no arm's alignment budget
+    with optimizer_steps_not_counted():
+        llm = load_llm(p.llm, data.corpus(), prompts, responses, cache_dir=ctx.cache_dir,
+                       device=ctx.device)
     return Policy.from_llm(llm)
 
 
@@ -129,11 +136,17 @@ def align(method: str, params: dict, policy: Policy, dataset, ctx) -> Policy:
     ctx = ctx.child(seed=ctx.seed)
     p = METHODS[method][0](**params)
     if method.startswith("trpa"):
-        from .loop import train_trpa
+        from .loop import train_trpa as run
+    else:
+        from . import trl_baselines
 
-        return train_trpa(policy, dataset, p, ctx)
-    from . import trl_baselines
-
-    run = {"trl_grpo": trl_baselines.train_grpo, "trl_online_dpo": trl_baselines.train_online_dpo,
-           "trl_dpo": trl_baselines.train_offline_dpo}[method]
-    return run(policy, dataset, p, ctx)
+        run = {"trl_grpo": trl_baselines.train_grpo,
+               "trl_online_dpo": trl_baselines.train_online_dpo,
+               "trl_dpo": trl_baselines.train_offline_dpo}[method]
+    with RolloutCounter(policy.model) as rollouts:
+        policy = run(policy, dataset, p, ctx)
+    # scalars in the history become the cell's metrics (next to the runner's optimizer_steps)
+    policy.history["rollout_batches"] = rollouts.count
+    if method != "trl_dpo":  # offline DPO has no rollout batches to update on
+        policy.history["updates_per_batch"] = p.updates_per_batch
+    return policy

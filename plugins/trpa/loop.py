@@ -10,6 +10,7 @@ import torch
 from harness.llm import Policy, response_logprobs, sample_responses
 from harness.tasks.levels import level_pairs
 
+from .budget import not_a_rollout
 from .loss import trpa_loss
 
 
@@ -37,12 +38,14 @@ def validate_every(ctx, policy: Policy, data, step: int, every: int, last: bool)
     """Greedy accuracy on the validation problems (never test), as a convergence curve."""
     if every and (step % every == 0 or last):
         policy.model.eval()
-        value = ctx.validate(policy, data)
+        with not_a_rollout(policy.model):
+            value = ctx.validate(policy, data)
         ctx.report("valid_" + ctx.valid_metric, value, step)
         policy.log("valid_" + ctx.valid_metric, step, value)
 
 
 def train_trpa(policy: Policy, data, p, ctx) -> Policy:
+    """``p.steps`` rollout batches, ``p.updates_per_batch`` (μ) AdamW steps on each."""
     device = ctx.device
     model = policy.model.to(device)
     policy.init_model.to(device)
@@ -63,7 +66,7 @@ def train_trpa(policy: Policy, data, p, ctx) -> Policy:
             ref_lp = old_lp if p.reference == "old" else response_logprobs(policy.init_model, ids, att)
         model.train()
         stats = {}
-        for _ in range(p.inner_steps):
+        for _ in range(p.updates_per_batch):
             lp = response_logprobs(model, ids, att)
             loss, stats = trpa_loss(lp, ref_lp, old_lp, mask, levels, pairs, p.beta,
                                     p.anisotropy, p.tr_coef, p.sqrt_tr)

@@ -1,11 +1,17 @@
 """TRPA's baselines through trl, from the same SFT policy with the same sample budget.
 
 * GRPO: ``trl.GRPOTrainer`` with loss_type="grpo", β=0.001, ε=0.2, group-scaled
-  rewards (the official repo's GRPO), ``samples_per_prompt`` generations per prompt.
+  rewards (the official repo's GRPO), ``samples_per_prompt`` generations per prompt;
+  ``num_iterations`` = μ (``updates_per_batch``): each generation batch is reused for μ
+  optimiser steps, so ``max_steps`` = rollout batches × μ.
 * Online DPO: trl 1.16 no longer exports ``OnlineDPOTrainer`` at the top level; it lives
   in ``trl.experimental.online_dpo``. Two samples per prompt, chosen = higher rule score,
   sigmoid loss, β = 0.1; prompts per step chosen so it generates as many responses per
-  step as TRPA/GRPO.
+  step as TRPA/GRPO. ``OnlineDPOConfig`` has no ``num_iterations``: its ``training_step``
+  always generates afresh, so trl alone takes exactly one optimiser step per rollout
+  batch. :class:`_ReplayOnlineDPO` gives it μ: it generates on every μ-th training step
+  and replays that batch (same prompts, same completions, same rule rewards) on the
+  μ − 1 steps in between, as GRPO's ``num_iterations`` does; trl's loss is untouched.
 * Offline DPO: ``trl.DPOTrainer`` (explicit ref_model) on (best, worst)-level pairs
   sampled once from the initial policy, the same number of samples in total.
 
@@ -31,14 +37,17 @@ COMMON = dict(bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=True
               max_grad_norm=1.0, dataloader_num_workers=0)
 
 
-def _callback(ctx, policy: Policy, data, every: int, total: int):
+def _callback(ctx, policy: Policy, data, every: int, total: int, mu: int = 1):
+    """Curves in rollout batches (trl's ``global_step`` counts optimiser steps: μ per
+    rollout batch), so every method's curve has the same x axis."""
     from transformers import TrainerCallback
 
     class Curves(TrainerCallback):
-        """Validation accuracy every ``every`` steps and trl's own logs as curves."""
+        """Validation accuracy every ``every`` rollout batches and trl's own logs as curves."""
 
         def on_step_begin(self, args, state, control, **kw):
-            validate_every(ctx, policy, data, state.global_step, every, False)
+            if state.global_step % mu == 0:
+                validate_every(ctx, policy, data, state.global_step // mu, every, False)
             policy.model.train()
 
         def on_log(self, args, state, control, logs=None, **kw):
@@ -86,8 +95,10 @@ def train_grpo(policy: Policy, data, p, ctx) -> Policy:
     from trl import GRPOConfig, GRPOTrainer
 
     n_completions = p.prompts_per_step * p.samples_per_prompt
-    args = GRPOConfig(output_dir=_outdir(ctx, "grpo"), max_steps=p.steps, learning_rate=p.lr,
+    mu = p.updates_per_batch
+    args = GRPOConfig(output_dir=_outdir(ctx, "grpo"), max_steps=p.steps * mu, learning_rate=p.lr,
                       per_device_train_batch_size=n_completions, gradient_accumulation_steps=1,
+                      steps_per_generation=1, num_iterations=mu,
                       num_generations=p.samples_per_prompt, max_completion_length=p.max_new_tokens,
                       temperature=p.temperature, top_p=1.0, beta=p.grpo_beta, loss_type="grpo",
                       epsilon=0.2, scale_rewards="group", seed=ctx.seed, shuffle_dataset=True,
@@ -97,29 +108,60 @@ def train_grpo(policy: Policy, data, p, ctx) -> Policy:
         warnings.simplefilter("ignore")
         trainer = GRPOTrainer(model=policy.model, reward_funcs=[_reward_fn(data)], args=args,
                               train_dataset=train, processing_class=policy.tokenizer,
-                              callbacks=[_callback(ctx, policy, data, p.eval_every, p.steps)])
+                              callbacks=[_callback(ctx, policy, data, p.eval_every, p.steps, mu)])
         _quiet(trainer)
         trainer.train()
     policy.model = trainer.model.eval()
     return policy
 
 
-def train_online_dpo(policy: Policy, data, p, ctx) -> Policy:
-    from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
+def _replay_online_dpo(mu: int):
+    """trl's OnlineDPOTrainer taking ``mu`` optimiser steps per rollout batch."""
+    from trl.experimental.online_dpo import OnlineDPOTrainer
 
+    class _ReplayOnlineDPO(OnlineDPOTrainer):
+        """Generates on every ``mu``-th training step and replays that step's prompts and
+        completions on the next ``mu - 1`` (rewards are recomputed on the same completions,
+        so they are the same; log-probs are recomputed under the updated policy, as in
+        GRPO's ``num_iterations``). ``mu = 1`` is trl's own behaviour."""
+
+        _replay_step = 0
+        _replay_inputs = None
+        _replay_rollout = None
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            if self._replay_step % mu == 0:
+                self._replay_inputs, self._replay_rollout = inputs, None
+            self._replay_step += 1
+            return super().training_step(model, self._replay_inputs, num_items_in_batch)
+
+        def _generate(self, model, prompts, images=None):
+            if self._replay_rollout is None:
+                self._replay_rollout = super()._generate(model, prompts, images)
+            return self._replay_rollout
+
+    return _ReplayOnlineDPO
+
+
+def train_online_dpo(policy: Policy, data, p, ctx) -> Policy:
+    from trl.experimental.online_dpo import OnlineDPOConfig
+
+    mu = p.updates_per_batch
     prompts_per_step = max(1, p.prompts_per_step * p.samples_per_prompt // 2)
-    args = OnlineDPOConfig(output_dir=_outdir(ctx, "online_dpo"), max_steps=p.steps,
+    args = OnlineDPOConfig(output_dir=_outdir(ctx, "online_dpo"), max_steps=p.steps * mu,
                            learning_rate=p.lr, per_device_train_batch_size=prompts_per_step,
                            gradient_accumulation_steps=1, max_new_tokens=p.max_new_tokens,
                            temperature=p.temperature, beta=p.dpo_beta, loss_type="sigmoid",
                            seed=ctx.seed, **COMMON)
-    train = _prompt_dataset(data, p.steps * prompts_per_step, ctx.seed)
+    # μ dataloader batches per rollout batch; the replayed ones are drawn but not used
+    train = _prompt_dataset(data, p.steps * mu * prompts_per_step, ctx.seed)
     ref = policy.init_model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = OnlineDPOTrainer(model=policy.model, ref_model=ref, reward_funcs=[_reward_fn(data)],
-                                   args=args, train_dataset=train, processing_class=policy.tokenizer,
-                                   callbacks=[_callback(ctx, policy, data, p.eval_every, p.steps)])
+        trainer = _replay_online_dpo(mu)(
+            model=policy.model, ref_model=ref, reward_funcs=[_reward_fn(data)], args=args,
+            train_dataset=train, processing_class=policy.tokenizer,
+            callbacks=[_callback(ctx, policy, data, p.eval_every, p.steps, mu)])
         _quiet(trainer)
         trainer.train()
     policy.model = trainer.model.eval()

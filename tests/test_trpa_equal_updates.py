@@ -1,0 +1,50 @@
+"""Every online arm takes the same number of optimiser steps per rollout batch (μ).
+
+Counted on what really ran: ``optimizer_steps`` is the runner's count of torch optimiser
+steps (torch's global step hook, so trl's and accelerate's steps count too) and
+``rollout_batches`` the calls to the policy's ``generate`` during training."""
+import pytest
+import torch
+
+from harness.registry import Registry
+from harness.runner import run_suite
+from harness.suite import validate_suite
+
+torch.set_num_threads(1)
+LLM = {"layers": 1, "dim": 32, "heads": 2, "ffn_mult": 2, "max_positions": 160,
+       "sft_steps": 10, "sft_batch_size": 16}
+ONLINE = ("trpa", "trl_grpo", "trl_online_dpo")
+
+
+def _run(tmp_path, mu: int, eval_every: int = 0):
+    params = {"steps": 2, "prompts_per_step": 2, "samples_per_prompt": 4, "max_new_tokens": 16,
+              "updates_per_batch": mu, "eval_every": eval_every, "lr": 1e-3, "llm": LLM}
+    raw = {"suite": f"equal-updates-{mu}",
+           "datasets": [{"name": "arithmetic",
+                         "params": {"n_train": 16, "n_valid": 2, "n_test": 2, "eval_samples": 0,
+                                    "max_new_tokens": 16}}],
+           "methods": [{"name": m, "params": params} for m in ONLINE],
+           "seeds": [0], "metrics": ["accuracy"], "valid_metric": "accuracy"}
+    reg = Registry()
+    suite, cells = validate_suite(raw, reg)
+    results = run_suite(suite, cells, reg, tracking_uri=f"sqlite:///{tmp_path}/m.db",
+                        cache_dir=tmp_path)
+    assert [r.status for r in results] == ["finished"] * len(ONLINE), [r.error for r in results]
+    return {r.cell.method.name: r.metrics for r in results}
+
+
+@pytest.mark.parametrize("mu", [1, 3])
+def test_online_arms_take_mu_optimiser_steps_per_rollout_batch(tmp_path, mu):
+    metrics = _run(tmp_path, mu)
+    per_batch = {}
+    for method, m in metrics.items():
+        assert m["rollout_batches"] == 2, (method, m["rollout_batches"])
+        assert m["updates_per_batch"] == mu
+        per_batch[method] = m["optimizer_steps"] / m["rollout_batches"]
+    assert per_batch == {m: float(mu) for m in ONLINE}, per_batch
+
+
+def test_validation_generation_is_not_counted_as_a_rollout(tmp_path):
+    metrics = _run(tmp_path, 2, eval_every=1)
+    for method, m in metrics.items():
+        assert m["rollout_batches"] == 2 and m["optimizer_steps"] == 4, (method, m)
