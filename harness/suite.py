@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence, Union
@@ -114,6 +115,16 @@ class SearchDim(_Strict):
             return [int(self.args[0]), int(self.args[1])]
         return list(self.args)
 
+    def grid(self) -> Optional[list[Any]]:
+        """Every value of a finite dimension (``choice``, ``int``), for ``sampler: grid``;
+        None for a continuous one."""
+        if self.kind == "choice":
+            return list(self.args)
+        if self.kind == "int":
+            step = int(self.args[2]) if len(self.args) == 3 else 1
+            return list(range(int(self.args[0]), int(self.args[1]) + 1, step))
+        return None
+
     def suggest(self, trial: Any, name: str) -> Any:
         a = self.args
         if self.kind == "loguniform":
@@ -166,7 +177,9 @@ class TuningConfig(_Strict):
     metric: Optional[str] = None  # default: the suite's valid_metric
     direction: Optional[Literal["maximize", "minimize"]] = None  # default: from the metric
     trials: int = Field(20, ge=1)
-    sampler: Literal["tpe", "random"] = "tpe"
+    #: grid: every point of a finite space once (``choice``/``int`` dimensions only; trials
+    #: must equal the grid's size, so each method's budget is its whole grid)
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
     sampler_seed: Seed = 0
     pruner: Literal["median", "percentile", "hyperband", "none"] = "median"
     pruner_startup_trials: int = Field(3, ge=0)
@@ -400,6 +413,8 @@ def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tup
                                 f"{err['msg'].removeprefix('Value error, ')}.{hint}".replace("..", "."))
         if m.key in resolved_params:
             problems += _check_search(m, i, spec, source, tuned=suite.tuning is not None)
+            if suite.tuning is not None and suite.tuning.sampler == "grid" and m.search:
+                problems += _check_grid(m, i, suite.tuning.trials, source)
             problems += checks.sampler_problems(resolved_params[m.key], i, cat.samplers, source)
         keys = [d.key for d in suite.datasets]
         for k in m.datasets or []:
@@ -425,6 +440,20 @@ def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tup
              if m.datasets is None or d.key in m.datasets]
     return suite, cells
 
+
+
+def _check_grid(m: MethodEntry, i: int, trials: int, source: str) -> list[str]:
+    """``sampler: grid`` visits each point once: every dimension must be finite and the
+    trial budget must equal the number of points (no point skipped, none repeated)."""
+    continuous = [k for k, d in m.search.items() if d.grid() is None]
+    if continuous:
+        return [f"{source}: methods[{i}].search.{continuous[0]}: tuning.sampler 'grid' needs "
+                f"finite dimensions (choice or int), not {m.search[continuous[0]].kind}."]
+    size = math.prod(len(d.grid()) for d in m.search.values())
+    if size != trials:
+        return [f"{source}: methods[{i}].search: '{m.key}' has a grid of {size} point(s) but "
+                f"tuning.trials is {trials}; with sampler 'grid' they must be equal."]
+    return []
 
 
 def _check_search(m: MethodEntry, i: int, spec: Any, source: str, tuned: bool) -> list[str]:

@@ -106,11 +106,15 @@ def open_storage(url: str) -> Any:
                      "postgresql://user@host/db.") from None
 
 
-def _sampler(suite: Suite, n_existing: int):
+def _sampler(suite: Suite, n_existing: int, cell: Optional[Cell] = None):
     optuna = _optuna()
     # Offset by the trials already stored: a resumed study draws fresh points instead of
     # replaying the first ones, and a fresh run is reproducible.
     seed = suite.tuning.sampler_seed + n_existing
+    if suite.tuning.sampler == "grid":
+        # the grid sampler skips points already in the study, so a resume finishes the grid
+        return optuna.samplers.GridSampler({k: d.grid() for k, d in cell.method.search.items()},
+                                           seed=seed)
     if suite.tuning.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
@@ -190,7 +194,7 @@ def _tune_one(suite, cell, dataset, registry, store, tracker, cache_dir, progres
     except KeyError:
         pass
     study = optuna.create_study(study_name=name, storage=store, direction=t.direction,
-                                sampler=_sampler(suite, existing), pruner=_pruner(suite),
+                                sampler=_sampler(suite, existing, cell), pruner=_pruner(suite),
                                 load_if_exists=True)
     for key, value in {"suite": suite.suite, "method": cell.method.key,
                        "dataset": cell.dataset.key, "budget": t.trials, "metric": t.metric,

@@ -222,3 +222,29 @@ def test_tuned_bpr_runs_on_test_with_best_params_and_new_hash(env, tracking):
     assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {studies[0].info.run_id}
     assert np.isfinite([r.data.metrics["final_valid_ndcg@10".replace("@", "_at_")]
                         for r in trials]).all()
+
+
+def test_grid_sampler_visits_every_point_once_and_the_board_shows_the_choice(env, tracking):
+    """sampler: grid (e.g. HNLMRec's alpha from the spec's range): each value is tried
+    exactly once on validation, the best is run, and the board's budget cell names it."""
+    from harness.leaderboard.aggregate import Row
+    from harness.leaderboard.runs import RunRecord
+
+    reg, _, tmp = env
+    raw = _suite("grid", [{"name": "curve", "label": "g",
+                           "search": {"quality": {"choice": [0.2, 0.8, 0.4]}}}],
+                 trials=3, sampler="grid")
+    suite, cells, storage, summaries = _tune(reg, raw, tmp, tracking)
+    trials = _study(suite, cells[0], storage).trials
+    assert sorted(t.params["quality"] for t in trials) == [0.2, 0.4, 0.8]
+    best = _study(suite, cells[0], storage).best_trial.params["quality"]
+    assert summaries[0].best_params == {"quality": best}
+    tuned = tuned_cells(suite, cells, reg, storage=storage)
+    assert {c.method_params["quality"] for c in tuned} == {best}
+    tags = tuned[0].tags
+    assert tags["bench.tuning_sampler"] == "grid"
+    row = Row("g", [RunRecord("r", "g", "d", "0", "s", "p", {}, dict(tags), 0)])
+    assert row.budget == f"3/3 trials (grid, chose quality={best:g})"
+    # resuming a finished grid adds no trial
+    _tune(reg, raw, tmp, tracking)
+    assert len(_study(suite, cells[0], storage).trials) == 3

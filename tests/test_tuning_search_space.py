@@ -66,8 +66,25 @@ def test_valid_space_maps_onto_optuna(reg):
     (lambda r: r["tuning"].update(trails=3),
      "s.yaml: tuning: unknown key 'trails'. Did you mean: trials"),
     (lambda r: r["tuning"].update(trials=0), "tuning.trials: Input should be greater than or equal to 1"),
-    (lambda r: r["tuning"].update(sampler="grid"), "tuning.sampler: Input should be 'tpe' or 'random'"),
+    (lambda r: r["tuning"].update(sampler="cmaes"),
+     "tuning.sampler: Input should be 'tpe', 'random' or 'grid'"),
+    (lambda r: r["tuning"].update(sampler="grid"),
+     "methods[1].search.lr: tuning.sampler 'grid' needs finite dimensions (choice or int), "
+     "not loguniform"),
+    (lambda r: (r["methods"][1]["search"].pop("lr"), r["tuning"].update(sampler="grid")),
+     "methods[1].search: 'lightgcn' has a grid of 12 point(s) but tuning.trials is 5; "
+     "with sampler 'grid' they must be equal"),
     (lambda r: r["tuning"].update(metric="ndcg"), "metrics: 'ndcg' needs a cutoff"),
 ])
 def test_search_space_errors_are_clear(reg, mutate, expected):
     assert expected in _error(reg, mutate)
+
+
+def test_grid_enumerates_finite_dimensions(reg):
+    raw = copy.deepcopy(BASE)
+    raw["methods"][1]["search"].pop("lr")
+    raw["tuning"].update(sampler="grid", trials=12)
+    suite, cells = validate_suite(raw, reg)
+    space = cells[-1].method.search
+    assert space["n_layers"].grid() == [1, 2, 3]
+    assert space["dim"].grid() == [32, 64, 96, 128]

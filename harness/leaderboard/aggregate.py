@@ -24,6 +24,7 @@ available as labelled options. Arms with fewer than three shared seeds get no ma
 """
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Protocol, Sequence
@@ -66,8 +67,25 @@ class Row:
         extra = [tags.get("bench.tuning_sampler", "")]
         if tags.get("bench.tuning_pruned", "0") != "0":
             extra.append(f"{tags['bench.tuning_pruned']} pruned")
+        chosen = _chosen_params(tags.get("bench.tuned_params"))
+        if chosen:  # the value validation picked, so the board shows what was run
+            extra.append(f"chose {chosen}")
         return (f"{tags['bench.tuning_trials']}/{tags['bench.tuning_budget']} trials "
                 f"({', '.join(e for e in extra if e)})")
+
+
+def _chosen_params(raw: Optional[str]) -> str:
+    """``{"alpha": 0.01}`` (the tag ``bench.tuned_params``) as ``alpha=0.01``."""
+    if not raw:
+        return ""
+    try:
+        params = json.loads(raw)
+    except ValueError:
+        return ""
+    if not isinstance(params, dict):
+        return ""
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in sorted(params.items()))
 
 
 @dataclass
