@@ -161,6 +161,13 @@ class MethodEntry(_Strict):
     #: per-method override of the method spec's resource request (Ray only)
     resources: Optional[Resources] = None
 
+    @field_validator("search", mode="before")
+    @classmethod
+    def _null_search(cls, raw: Any) -> Any:
+        """``search: null`` = no search space (how a suite that extends another turns a
+        tuned method into a fixed one, e.g. a smoke test)."""
+        return {} if raw is None else raw
+
     @property
     def key(self) -> str:
         return self.label or self.name

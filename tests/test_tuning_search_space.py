@@ -88,3 +88,13 @@ def test_grid_enumerates_finite_dimensions(reg):
     space = cells[-1].method.search
     assert space["n_layers"].grid() == [1, 2, 3]
     assert space["dim"].grid() == [32, 64, 96, 128]
+
+
+def test_null_search_means_no_search_space(reg):
+    """`search: null` (how an extending suite turns a tuned arm into a fixed one) needs no
+    tuning block."""
+    raw = copy.deepcopy(BASE)
+    raw["methods"][1]["search"] = None
+    raw.pop("tuning")
+    _, cells = validate_suite(raw, reg)
+    assert cells[-1].method.search == {}
