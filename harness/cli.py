@@ -141,8 +141,9 @@ def run(suite: Path = typer.Argument(..., help="suite YAML file"),
         set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP, metavar="PATH=VALUE"),
         dry_run: bool = _flag("list every cell with its hash and done/pending status; run "
                               "nothing", "--dry-run"),
-        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="cells at once: local worker "
-                                 "processes, or the CPUs of a local Ray (--executor ray)"),
+        jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="cells at once: this process "
+                                 "and N-1 local worker processes, or the CPUs of a local Ray "
+                                 "(--executor ray)"),
         executor: str = typer.Option("local", "--executor", help="local | ray"),
         address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join "
                                               "(e.g. ray://head:10001 or auto); default: start "

@@ -145,26 +145,10 @@ def _ranx_lists(users: np.ndarray, items: np.ndarray, valid: np.ndarray, truth: 
     return _split_rows(qrels_flat, rel_off), _split_rows(run_flat, run_off)
 
 
-_SPLIT_JIT = None
-
-
 def _split_rows(flat: np.ndarray, offsets: np.ndarray):
-    """``flat[offsets[i]:offsets[i+1]]`` for every i, as a numba typed list, in one
-    compiled call (compiled once per process, ~0.5 s, like ranx's own first call)."""
-    global _SPLIT_JIT
-    if _SPLIT_JIT is None:
-        from numba import njit
-        from numba.typed import List
+    from .typed_rows import split_rows
 
-        @njit
-        def split(flat, offsets):
-            out = List()
-            for i in range(len(offsets) - 1):
-                out.append(flat[offsets[i]:offsets[i + 1]].copy())
-            return out
-
-        _SPLIT_JIT = split
-    return _SPLIT_JIT(np.ascontiguousarray(flat, dtype=np.float64), offsets)
+    return split_rows(flat, offsets)
 
 
 def ranx_evaluate(users: np.ndarray, items: torch.Tensor, valid: torch.Tensor,

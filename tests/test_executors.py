@@ -80,3 +80,56 @@ def test_ray_resource_request_comes_from_the_spec_and_the_suite(workdir, write_s
     _, cells = load_suite(write_suite(grid), registry)
     assert _resources(cells[0], registry) == {}  # Ray's default: one CPU
     assert _resources(cells[1], registry) == {"cpus": 2.0, "memory_gb": 1.5}
+
+
+PID_PLUGIN = '''
+import os
+from pathlib import Path
+
+from harness.api import MethodSpec
+from harness.hookspecs import hookimpl
+
+
+@hookimpl
+def bench_register_methods():
+    return [MethodSpec("where", ("topk",), "records the process it trained in")]
+
+
+@hookimpl
+def bench_train(method, params, dataset, ctx):
+    if method != "where":
+        return None
+    import time
+
+    import torch
+    time.sleep(0.5)  # long enough that both slots take cells
+    Path("pids").mkdir(exist_ok=True)
+    Path("pids", f"{ctx.seed}").write_text(f"{os.getpid()} {torch.get_num_threads()}")
+    pop = torch.as_tensor(dataset.item_popularity(), dtype=torch.float32)
+
+    class Model:
+        def score(self, users):
+            return pop.expand(len(users), -1).clone()
+    return Model()
+'''
+
+
+def test_jobs_2_runs_one_cell_in_the_driver_and_one_in_a_single_worker(runtime_plugin,
+                                                                        write_suite):
+    """--jobs N spawns N - 1 workers and uses the driver as the N-th slot (a spawned worker
+    pays ~5 CPU s of start-up), each with cores / N torch threads."""
+    import os
+    from pathlib import Path
+
+    from harness.registry import Registry
+
+    runtime_plugin("where_plugin", PID_PLUGIN)
+    registry = Registry()
+    suite, cells = load_suite(write_suite(tiny_suite(methods=[{"name": "where"}],
+                                                     seeds=[0, 1, 2, 3, 4, 5])), registry)
+    results = run_suite(suite, cells, registry, jobs=2, threads=1)
+    assert {r.status for r in results} == {"finished"}, [r.error for r in results]
+    ran = [Path("pids", str(s)).read_text().split() for s in range(6)]
+    pids = {int(pid) for pid, _ in ran}
+    assert len(pids) == 2 and os.getpid() in pids, ran
+    assert {threads for _, threads in ran} == {"1"}

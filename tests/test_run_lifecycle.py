@@ -36,6 +36,21 @@ def test_signal_marks_cell_and_parent_killed_and_exits(workdir, sig, code):
     assert len(runs) == 2
 
 
+def test_sigint_with_jobs_2_kills_the_driver_cell_and_the_worker_cell_at_once(workdir):
+    """--jobs 2 runs one cell on a thread of the driver: an interrupt must not wait for it."""
+    suite = write_sleepy(workdir, seeds=[0, 1, 2], seconds=60)
+    proc = start_bench(workdir, "run", str(suite), "-q", "--jobs", "2")
+    wait_for_marks(workdir, 2, proc)  # both slots are in a cell
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.time() - t0 < 30
+    runs = all_runs(f"sqlite:///{workdir / 'mlflow.db'}", "life")
+    assert _statuses(runs) == {("cell", "KILLED", "killed"), ("invocation", "KILLED", "killed")}
+    assert len(runs) == 3  # two cells and the invocation; the third cell never started
+
+
 def test_sigkill_then_rerun_loses_and_duplicates_nothing(workdir):
     suite = write_sleepy(workdir, seeds=list(range(6)), seconds=1.0)
     uri = f"sqlite:///{workdir / 'mlflow.db'}"

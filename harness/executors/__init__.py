@@ -13,7 +13,8 @@ from .local import PoolExecutor, SequentialExecutor
 
 def make_executor(kind: str = "local", jobs: int = 1, address: str | None = None,
                   threads: int | None = None, registry=None, datasets=None) -> Executor:
-    """``local`` with ``jobs == 1`` runs in this process; ``jobs > 1`` a process pool;
+    """``local`` with ``jobs == 1`` runs in this process; ``jobs > 1`` one cell in this
+    process and ``jobs - 1`` in a process pool;
     ``ray`` Ray tasks (a local Ray with ``jobs`` CPUs, or the cluster at ``address``)."""
     if kind == "ray":
         from .ray_tasks import RayExecutor
@@ -23,7 +24,7 @@ def make_executor(kind: str = "local", jobs: int = 1, address: str | None = None
         raise ValueError(f"unknown executor '{kind}' (local, ray)")
     if jobs <= 1:
         return SequentialExecutor(registry=registry, datasets=datasets)
-    return PoolExecutor(jobs, threads=threads)
+    return PoolExecutor(jobs, threads=threads, registry=registry, datasets=datasets)
 
 
 __all__ = ["CellJob", "CellOutcome", "Executor", "execute_job", "make_executor",
