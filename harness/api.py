@@ -359,6 +359,17 @@ def optimizer_steps_counted() -> bool:
     return _UNCOUNTED_DEPTH[0] == 0
 
 
+def count_optimizer_steps():
+    """A context manager yielding a one-element list that counts every torch optimiser step
+    taken inside the block (:func:`harness.training.count_optimizer_steps`, which the
+    runner uses for a cell's ``optimizer_steps``). Public for a plugin that trains a model
+    once and reuses it across cells (a cached backbone), so each cell can report the
+    steps its model took."""
+    from .training import count_optimizer_steps as counter
+
+    return counter()
+
+
 class PluginError(BenchError):
     """A plugin is broken (wrong hook signature, duplicate name, ...)."""
 

@@ -214,6 +214,8 @@ class Column:
 
     header: str
     value: Callable[[Row], str]
+    #: shown only on a board where some row has a value (not every row "–")
+    optional: bool = False
 
 
 def _run_values(row: Row, metric: str) -> list[float]:
@@ -234,12 +236,40 @@ def _epochs_text(row: Row) -> str:
             f"{statistics.fmean(budget):.0f}")
 
 
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _selected_text(row: Row) -> str:
+    """What each run chose on validation: its ``selected_<knob>`` metrics (a range as
+    ``selected_<knob>_lo``/``_hi``), with how many runs chose each setting, e.g.
+    ``ratio 0.5 (2), ratio 0.7 (1)``."""
+    settings: dict[str, int] = {}
+    for run in row.runs:
+        names = sorted(k for k in run.metrics if k.startswith("selected_"))
+        parts = []
+        for name in names:
+            knob = name[len("selected_"):]
+            if knob.endswith("_hi") and f"selected_{knob[:-3]}_lo" in run.metrics:
+                continue
+            if knob.endswith("_lo") and f"selected_{knob[:-3]}_hi" in run.metrics:
+                lo, hi = run.metrics[name], run.metrics[f"selected_{knob[:-3]}_hi"]
+                parts.append(f"{knob[:-3]} [{_num(lo)}, {_num(hi)}]")
+            else:
+                parts.append(f"{knob} {_num(run.metrics[name])}")
+        if parts:
+            text = " ".join(parts)
+            settings[text] = settings.get(text, 0) + 1
+    return ", ".join(f"{text} ({n})" for text, n in settings.items()) or "–"
+
+
 COLUMNS: list[Column] = [
     Column("seeds", lambda row: str(len(row.runs))),
     Column("tuning budget", lambda row: row.budget),
     Column("optimiser steps", lambda row: _mean_text(row, "optimizer_steps")),
     Column("epochs best/run/budget", _epochs_text),
     Column("train s", lambda row: mean_std(_run_values(row, "train_seconds"), 1)),
+    Column("chosen on valid (runs)", _selected_text, optional=True),
 ]
 
 #: a row flag: (row, board) -> short text, or None when the row is fine
@@ -377,6 +407,11 @@ def build_boards(suite, catalogue, runs: list[RunRecord], load: PerUnitLoader,
         for row in rows:
             row.columns = {c.header: c.value(row) for c in columns}
             row.flags = [f for f in (flag(row, board) for flag in flaggers) if f]
+        empty = {c.header for c in columns
+                 if c.optional and all(row.columns[c.header] in ("", "–") for row in rows)}
+        board.column_names = [c for c in board.column_names if c not in empty]
+        for row in rows:
+            row.columns = {h: v for h, v in row.columns.items() if h not in empty}
         boards.append(board)
     if not boards:
         raise BenchError(f"no finished cell runs of suite '{suite.suite}' for its datasets "

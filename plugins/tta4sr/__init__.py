@@ -24,6 +24,7 @@ from harness.api import score_ranking
 from .backbone import load_or_train
 from .operators import SEQUENCE_OPERATORS, neighbour_table, sequence_views, tnoise_views
 from .params import OPERATORS, TTAParams
+from .selection import select_on_validation
 from .wrapper import PartScorer, TTAModel, length_buckets
 
 _NEIGHBOURS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
@@ -45,10 +46,11 @@ def bench_train(method, params, dataset, ctx):
     p = TTAParams(**params)
     backbone, history, cached = load_or_train(p.backbone, p.backbone_params, dataset, ctx,
                                                seed=p.backbone_seed)
-    model = TTAModel(backbone, p, ctx.seed)
+    chosen, selection = select_on_validation(backbone, p, dataset, ctx)
+    model = TTAModel(backbone, chosen, ctx.seed)
     # scoring adds its TTA timings to this same dict (see bench_score below)
     model.history = {**{k: float(v) for k, v in history.items() if isinstance(v, (int, float))},
-                     "backbone_cached": float(cached)}
+                     "backbone_cached": float(cached), **selection}
     return TrainResult(model, model.history)
 
 

@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 import torch
 
-from harness.api import get_or_build
+from harness.api import count_optimizer_steps, get_or_build
 from .params import BACKBONES
 
 
@@ -47,13 +47,16 @@ def load_or_train(backbone: str, backbone_params: dict, dataset: Any, ctx: Any,
 
     def build(folder: Path) -> tuple[torch.nn.Module, dict]:
         t0 = time.perf_counter()
-        trained = ctx.train(backbone, backbone_params, dataset)
+        with count_optimizer_steps() as steps:
+            trained = ctx.train(backbone, backbone_params, dataset)
         model = trained.model
         if type(model) is not encoder_cls:
             raise TypeError(f"backbone '{backbone}' came back as {type(model).__name__}, "
                             f"expected {encoder_cls.__name__}")
         history = dict(trained.history)
         history["backbone_train_seconds"] = time.perf_counter() - t0
+        # every cell on this backbone reports the steps it took, trained here or loaded
+        history["optimizer_steps"] = float(steps[0])
         torch.save(model.state_dict(), folder / "weights.pt")
         (folder / "history.json").write_text(json.dumps(
             {k: v for k, v in history.items() if isinstance(v, (int, float, str))}))

@@ -6,6 +6,7 @@ frozen; only the operator and its knobs differ between cells.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, Literal, Optional
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -24,6 +25,13 @@ OPERATORS = ("none", "tnoise", "tmask_r", "tmask_b", "mask", "substitute", "crop
 
 #: operators that rely on the encoder blocking padded keys in attention
 NEEDS_ATTENTION = ("tmask_b",)
+
+#: operator knobs a ``grid`` may search on validation (numbers or [low, high] ranges, so
+#: each choice is logged as a metric: ``selected_<knob>``, ``selected_<knob>_lo``/``_hi``)
+GRID_KNOBS = ("ratio", "m", "noise", "output_noise", "n_in", "n_out")
+
+#: most combinations one grid may hold (each is one TTA pass over the validation users)
+MAX_GRID = 64
 
 
 def has_attention(encoder_cls: type) -> bool:
@@ -57,6 +65,12 @@ class TTAParams(Params):
         None, description="train the backbone with this seed instead of the cell's (the cell "
                           "seed then only varies the augmentation: TTA seeds on one backbone)")
     tta_seed: Optional[Seed] = Field(None, description="augmentation seed (default: the cell's seed)")
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="operator settings chosen on validation: each knob (" + ", ".join(GRID_KNOBS)
+                    + ") lists candidates; every combination is scored on the validation split "
+                    "with the cell's own frozen backbone and TTA seed, and the best by the "
+                    "suite's valid_metric (the first on ties) is the one tested")
 
     @field_validator("operator")
     @classmethod
@@ -93,7 +107,59 @@ class TTAParams(Params):
                              "removing them)")
         if self.operator == "tnoise" and self.n_in + self.n_out == 0:
             raise ValueError("operator 'tnoise' needs n_in + n_out >= 1 noisy copies")
+        if self.grid:
+            self._check_grid()
         return self
+
+    def _check_grid(self) -> None:
+        """Every knob is searchable, every list non-empty, the grid small, and every
+        combination a valid setting (so a bad candidate fails at ``bench validate``)."""
+        if self.operator == "none":
+            raise ValueError("grid: operator 'none' has no settings to choose")
+        for knob, values in self.grid.items():
+            if knob not in GRID_KNOBS:
+                raise ValueError(f"grid.{knob}: not a searchable knob (searchable: "
+                                 f"{', '.join(GRID_KNOBS)})")
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"grid.{knob}: needs a non-empty list of candidates")
+        size = 1
+        for values in self.grid.values():
+            size *= len(values)
+        if size > MAX_GRID:
+            raise ValueError(f"grid: {size} combinations, at most {MAX_GRID} (each is a TTA "
+                             "pass over every validation user)")
+        for combo in self._combinations():
+            try:
+                TTAParams.model_validate({**self.model_dump(exclude={"grid"}), **combo})
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                raise ValueError(f"grid candidate {combo}: {err['msg']}") from None
+
+    def _combinations(self) -> list[dict[str, Any]]:
+        knobs = list(self.grid)
+        return [dict(zip(knobs, values)) for values in itertools.product(*self.grid.values())]
+
+    def candidates(self) -> list["TTAParams"]:
+        """One setting per grid combination (grid order: the last knob varies fastest);
+        ``[self]`` without a grid."""
+        if not self.grid:
+            return [self]
+        base = self.model_dump(exclude={"grid"})
+        return [TTAParams.model_validate({**base, **combo}) for combo in self._combinations()]
+
+    def selected(self, knobs: list[str]) -> dict[str, float]:
+        """This setting's values of the grid ``knobs`` as metrics (``selected_ratio``; a
+        range as ``selected_noise_lo``/``_hi``), for a board to show what validation chose."""
+        out: dict[str, float] = {}
+        for knob in knobs:
+            value = getattr(self, knob)
+            if knob == "output_noise" and value is None:
+                value = self.noise
+            if isinstance(value, (tuple, list)):
+                out[f"selected_{knob}_lo"], out[f"selected_{knob}_hi"] = map(float, value)
+            else:
+                out[f"selected_{knob}"] = float(value)
+        return out
 
     @property
     def copies(self) -> int:
