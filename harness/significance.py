@@ -164,7 +164,10 @@ def compare_to_baseline(per_user: Mapping[str, Mapping[str, Sequence[Mapping[str
 def seed_paired_test(control: Mapping[str, float], treatment: Mapping[str, float]) -> float:
     """Two-sided paired t-test over seeds: ``control``/``treatment`` map seed -> the run's
     mean metric. nan with fewer than :data:`MIN_SEEDS` shared seeds. Identical runs give
-    1; a difference that is the same for every seed (zero spread) gives 0."""
+    1; a difference that is the same for every seed (zero spread) gives 0 -- which
+    :func:`compare_runs` never reports: there the seed does not vary either arm's result
+    (two deterministic methods, e.g. Pop and EASE^R), the seed test has nothing to
+    measure, and the pair is tested over users with :func:`hierarchical_bootstrap`."""
     from scipy.stats import ttest_rel
 
     seeds = sorted(set(control) & set(treatment))
@@ -178,6 +181,18 @@ def seed_paired_test(control: Mapping[str, float], treatment: Mapping[str, float
     if np.allclose(d, d[0], rtol=0.0, atol=1e-15):
         return 0.0
     return float(ttest_rel(t, c).pvalue)
+
+
+def no_seed_spread(control: Mapping[str, float], treatment: Mapping[str, float]) -> bool:
+    """Whether ≥ :data:`MIN_SEEDS` shared seeds give one and the same non-zero difference:
+    neither arm's result depends on the training seed, so a test over seeds is degenerate
+    (its p would be 0 whatever the size of the difference)."""
+    seeds = sorted(set(control) & set(treatment))
+    if len(seeds) < MIN_SEEDS:
+        return False
+    d = np.array([treatment[s] - control[s] for s in seeds], dtype=np.float64)
+    return (not np.allclose(d, 0.0, atol=1e-15)) and bool(np.allclose(d, d[0], rtol=0.0,
+                                                                      atol=1e-15))
 
 
 def hierarchical_bootstrap(control: Mapping[str, Mapping[str, float]],
@@ -247,6 +262,7 @@ def compare_runs(per_seed: Mapping[str, Mapping[str, Mapping[str, Mapping[str, f
             if not b_runs or not t_runs:
                 continue
             shared = sorted(set(b_runs) & set(t_runs))
+            used = unit  # the unit this pair was tested on
             if unit == "users":
                 b = seed_mean([b_runs[s] for s in b_runs])
                 t = seed_mean([t_runs[s] for s in t_runs])
@@ -259,14 +275,16 @@ def compare_runs(per_seed: Mapping[str, Mapping[str, Mapping[str, Mapping[str, f
             else:
                 b_mean = {s: _run_mean(b_runs[s]) for s in shared}
                 t_mean = {s: _run_mean(t_runs[s]) for s in shared}
-                p = (seed_paired_test(b_mean, t_mean) if unit == "seeds"
+                if unit == "seeds" and no_seed_spread(b_mean, t_mean):
+                    used = "bootstrap"  # no training variance: the users are the sample
+                p = (seed_paired_test(b_mean, t_mean) if used == "seeds"
                      else hierarchical_bootstrap({s: b_runs[s] for s in shared},
                                                  {s: t_runs[s] for s in shared}))
                 delta = (float(np.mean([t_mean[s] - b_mean[s] for s in shared]))
                          if shared else float("nan"))
                 n_users = len(set.intersection(*(set(b_runs[s]) for s in shared))) if shared else 0
             family.append(Comparison(method, metric, p, delta=delta, n_users=n_users,
-                                     n_seeds=len(shared), unit=unit, baseline=base))
+                                     n_seeds=len(shared), unit=used, baseline=base))
         testable = [c for c in family if not np.isnan(c.p_value)]
         for c, adj in zip(testable, holm([c.p_value for c in testable]) if testable else []):
             c.p_holm = adj

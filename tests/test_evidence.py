@@ -350,3 +350,28 @@ def test_board_renders_claim_verdicts_and_budget_columns():
                          {"when": "now", "store": "s", "git": "g", "png_name": "x.png"})
     assert "- **not testable here**: X \\*beats\\* B" in md  # b was still improving in a run
     assert "still improving in 1/3 runs" in md and "| 120 | 10 / 10 / 10 |" in md
+
+
+def _deterministic(effect: float, n_users: int = 300, seeds=(0, 1, 2)):
+    """Two arms whose training ignores the seed: every seed gives the same per-user values."""
+    rng = np.random.default_rng(7)
+    b = rng.uniform(0, 1, n_users)
+    noise = rng.normal(0, 0.3, n_users)
+    t = b + effect + noise - noise.mean()  # the observed difference is exactly ``effect``
+    base = {str(s): {f"u{u}": float(v) for u, v in enumerate(b)} for s in seeds}
+    treat = {str(s): {f"u{u}": float(v) for u, v in enumerate(t)} for s in seeds}
+    return {"pop": {"m": base}, "ease": {"m": treat}}
+
+
+def test_two_deterministic_arms_are_tested_over_users_not_given_p_zero():
+    """Pop vs EASE^R: the same difference on every seed made the seed t-test return p = 0
+    however small the difference; with no training variance the users are the sample."""
+    [tiny] = compare_runs(_deterministic(0.005), {"ease": "pop"}, ["m"], unit="seeds")
+    assert tiny.unit == "bootstrap" and tiny.p_value > 0.3
+    [large] = compare_runs(_deterministic(0.2), {"ease": "pop"}, ["m"], unit="seeds")
+    assert large.unit == "bootstrap" and 0 < large.p_value < 0.01
+    # an arm whose training varies with the seed keeps the test over seeds
+    varied = _deterministic(0.2)
+    varied["ease"]["m"]["1"] = {u: v + 0.01 for u, v in varied["ease"]["m"]["1"].items()}
+    [seeded] = compare_runs(varied, {"ease": "pop"}, ["m"], unit="seeds")
+    assert seeded.unit == "seeds"

@@ -187,6 +187,12 @@ class PairedTest:
         if few:
             notes.append(f"no significance mark for {', '.join(few)}: fewer than {MIN_SEEDS} "
                          "training seeds shared with the baseline.")
+        flat = sorted({f"{c.method} vs {c.baseline}" for c in comps
+                       if self.unit == "seeds" and c.unit == "bootstrap"})
+        if flat:
+            notes.append(f"{', '.join(flat)}: the same difference on every seed (neither arm's "
+                         "result depends on the training seed), so tested with the "
+                         "hierarchical bootstrap over users instead of over seeds.")
         return comps, notes
 
     def describe(self, baseline, n_methods, unit):
