@@ -62,3 +62,37 @@ def test_claims_name_the_compared_arms(suite_cells):
     assert {(c.method, c.than) for c in suite.claims} >= {
         ("lightgcn-dns", "lightgcn-rns"), ("lightgcn-hnlmrec-B", "lightgcn-rns"),
         ("lightgcn-hnlmrec-B", "lightgcn-dns")}
+
+
+def _diagnostics():
+    import importlib.util
+
+    path = SUITE.parents[1] / "benchmarks" / "negative_sampling_diagnostics.py"
+    spec = importlib.util.spec_from_file_location("negative_sampling_diagnostics", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(method, seed, **metrics):
+    from harness.leaderboard.runs import RunRecord
+
+    return RunRecord(f"{method}-{seed}", method, "ml-100k", str(seed), "s", "p", metrics, {}, 0)
+
+
+def test_fhns_comparison_is_over_training_runs():
+    """The false-hard-negative claim pairs runs by seed: a consistent gap holds, one with
+    fewer than 3 seeds is not testable."""
+    diag = _diagnostics()
+    rows = {"lightgcn-dns": [_run("lightgcn-dns", s, false_neg_rate=0.12 + s * 1e-3)
+                             for s in range(3)],
+            "lightgcn-hnlmrec-B": [_run("lightgcn-hnlmrec-B", s,
+                                        semantic_false_neg_rate=0.02 + s * 2e-3)
+                                   for s in range(3)]}
+    line = diag.fhns_line(rows, "lightgcn-hnlmrec-B", "lightgcn-dns")
+    assert line.endswith("| holds |") and "3 seeds" in line
+    rows["lightgcn-hnlmrec-B"] = rows["lightgcn-hnlmrec-B"][:2]
+    assert "not testable here (2 shared seeds)" in diag.fhns_line(rows, "lightgcn-hnlmrec-B",
+                                                                  "lightgcn-dns")
+    text = diag.render(rows, "python benchmarks/negative_sampling_diagnostics.py")
+    assert "| lightgcn-dns | 3 | 0.1210 ± 0.0010 |" in text
