@@ -2,7 +2,7 @@
 LoRA tuning) on a suite's dataset, and fill the same disk cache the suite's cells read.
 
     OMP_NUM_THREADS=1 python benchmarks/hnlmrec_semantic_stage.py suites/negative_sampling.yaml \
-        lightgcn-hnlmrec-A --seed 0
+        lightgcn-hnlmrec-B --seed 0
 
 Prints the stage's diagnostics (seconds per stage, how often generated text is a real
 title, where the semantic negatives land among real items).
