@@ -34,7 +34,7 @@ def test_trained_arms_share_everything_but_the_negatives(suite_cells):
         assert {f: p[f] for f in SHARED} == {f: ref[f] for f in SHARED}, key
         assert p["loss"] == ("bpr" if key == "lightgcn-rns-bpr" else "hinge"), key
     assert ref["sampler"] == "uniform" and trained["lightgcn-dns"]["sampler"] == "dns"
-    for key in ("lightgcn-hnlmrec-B", "lightgcn-hnlmrec-B-code"):
+    for key in ("lightgcn-hnlmrec-B", "lightgcn-hnlmrec-B-alpha-0.1"):
         assert trained[key]["backbone"] == "lightgcn" and trained[key]["sampler"] == "uniform"
 
 
