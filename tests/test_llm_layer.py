@@ -62,3 +62,34 @@ def test_logprobs_do_not_depend_on_padding_side(tmp_path):
         assert torch.allclose(lp[i][m], alone[0][-int(m.sum()):] if m.any() else alone[0][:0], atol=1e-4)
     pol = Policy.from_llm(llm)
     assert not any(p.requires_grad for p in pol.init_model.parameters())
+
+
+def test_kk_sft_start_is_trained_once_and_reused_by_content_hash(tmp_path, monkeypatch):
+    """The reasoning suites' warm start: the second build with the same config, corpus and
+    SFT pairs loads the cached weights and runs no SFT step; another scratchpad (other SFT
+    targets) is another entry."""
+    import harness.llm.build as build
+    from harness.tasks.reasoning import make_reasoning
+
+    calls = []
+    real_sft = build.sft
+
+    def counting_sft(*args, **kw):
+        calls.append(args[4])  # steps
+        return real_sft(*args, **kw)
+
+    monkeypatch.setattr(build, "sft", counting_sft)
+    cfg = LLMConfig(layers=1, dim=32, heads=2, ffn_mult=2, max_positions=192, sft_steps=4,
+                    sft_batch_size=4)
+    data = make_reasoning("knights_knaves", 8, 2, 2, [2, 3], seed=0, scratchpad="cases")
+    prompts, responses = data.sft_pairs(seed=0)
+    first = load_llm(cfg, data.corpus(), prompts, responses, cache_dir=tmp_path, device="cpu")
+    assert first.source == "config" and calls == [4]
+    again = load_llm(cfg, data.corpus(), prompts, responses, cache_dir=tmp_path, device="cpu")
+    assert again.source == "cache" and again.path == first.path and calls == [4]
+    for a, b in zip(first.model.parameters(), again.model.parameters()):
+        assert torch.equal(a.cpu(), b.cpu())
+    other = make_reasoning("knights_knaves", 8, 2, 2, [2, 3], seed=0)  # roles scratchpad
+    p2, r2 = other.sft_pairs(seed=0)
+    third = load_llm(cfg, other.corpus(), p2, r2, cache_dir=tmp_path, device="cpu")
+    assert third.source == "config" and third.path != first.path and len(calls) == 2

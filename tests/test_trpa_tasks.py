@@ -62,3 +62,33 @@ def test_pairs_cross_levels_within_prompt_only():
     assert sorted(pairs) == [(0, 1), (0, 2), (0, 3), (1, 3), (2, 3)]
     assert sorted(build_pairs(levels, groups, "best_worst")) == [(0, 3)]
     assert build_pairs([2, 2], [0, 0]) == []
+
+
+def test_cases_scratchpad_checks_assignments_in_order_up_to_the_solution():
+    from harness.tasks.reasoning import evaluate
+
+    data = make_reasoning("knights_knaves", 30, 4, 4, [2, 3], seed=0, scratchpad="cases")
+    same = make_reasoning("knights_knaves", 30, 4, 4, [2, 3], seed=0)
+    assert [p.prompt for p in data.train] == [p.prompt for p in same.train]  # same puzzles
+    assert data.fingerprint != same.fingerprint  # another solution format: another split id
+    rng = random.Random(0)
+    for p in data.train:
+        think = p.solution.split("</think>")[0].strip()
+        lines = [ln.split() for ln in think.split(" ; ")]
+        n = p.difficulty
+        for ln in lines:  # roles : truth values verdict, each truth value recomputed
+            roles = tuple(w == "knight" for w in ln[:n])
+            assert ln[n] == ":" and ln[n + 1:2 * n + 1] == [
+                "true" if evaluate(s, roles) else "false" for s in p.statements]
+            consistent = all((w == "true") == r for w, r in zip(ln[n + 1:2 * n + 1], roles))
+            assert ln[-1] == ("yes" if consistent else "no")
+        assert [ln[-1] for ln in lines].count("yes") == 1 and lines[-1][-1] == "yes"
+        assert tuple(w == "knight" for w in lines[-1][:n]) == tuple(p.answer)
+        assert data.grade(p, p.solution).level == 1
+        for level, text in data.corrupt(p, rng).items():
+            assert data.grade(p, text).level == level, (level, text)
+    import pytest
+    from harness.api import BenchError
+
+    with pytest.raises(BenchError, match="scratchpad"):
+        make_reasoning("knights_knaves", 2, 1, 1, [2], seed=0, scratchpad="proof")

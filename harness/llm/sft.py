@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -41,8 +41,12 @@ def encode_pairs(tokenizer, prompts: Sequence[str], responses: Sequence[str],
 
 def sft(model, tokenizer, prompts: Sequence[str], responses: Sequence[str], steps: int,
         lr: float = 3e-3, batch_size: int = 32, seed: int = 0,
-        device: torch.device | str = "cpu") -> list[float]:
-    """Causal-LM loss on the response tokens (AdamW, warm-up + cosine); returns losses."""
+        device: torch.device | str = "cpu",
+        on_step: Optional[Callable[[int, float], None]] = None) -> list[float]:
+    """Causal-LM loss on the response tokens (AdamW, warm-up + cosine); returns losses.
+
+    ``on_step(k, loss)`` is called after optimiser step k (1-based), e.g. to measure a learning
+    curve in a pilot; it must leave the model's train/eval mode as it found it."""
     if steps <= 0:
         return []
     if len(prompts) != len(responses) or not prompts:
@@ -67,6 +71,8 @@ def sft(model, tokenizer, prompts: Sequence[str], responses: Sequence[str], step
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(len(losses), losses[-1])
     model.eval()
     return losses
 

@@ -28,6 +28,8 @@ class Problem:
     difficulty: int        # K&K: number of people; arithmetic: number of digits
     people: tuple[str, ...] = ()
     solution: str = ""     # a correct response (scratchpad + answer)
+    statements: tuple = ()  # K&K: each speaker's statement (nested tuples, see evaluate)
+    scratchpad: str = ""    # K&K: which scratchpad ``solution`` uses (KK_SCRATCHPADS)
 
 
 # --- Knights and Knaves ----------------------------------------------------------------------
@@ -75,8 +77,45 @@ def kk_answer(names: Sequence[str], roles: Sequence[bool]) -> str:
                     for i, (nm, r) in enumerate(zip(names, roles)))
 
 
-def kk_problem(rng: random.Random, n: int, depth: int = 2, max_tries: int = 1000) -> Problem:
+#: K&K scratchpads. ``roles``: the assignment, then "consistent" (the model must solve the
+#: puzzle in its head). ``cases``: the assignments in a fixed order (knight before knave,
+#: first person slowest), each with the truth value of every statement under it and
+#: "yes"/"no" for whether they match the speakers' roles, up to the first (= the only)
+#: consistent one: each line is a local check a small model can learn.
+KK_SCRATCHPADS = ("roles", "cases")
+
+
+def _role(r: bool) -> str:
+    return "knight" if r else "knave"
+
+
+def kk_cases(statements: Sequence[tuple], roles: Sequence[bool]) -> str:
+    """The ``cases`` scratchpad: assignments in order up to and including ``roles``, which
+    alone is marked "yes". For the true roles (the only consistent assignment) every
+    verdict is right; for other ``roles`` (a wrong response for the SFT mixture) the
+    scratchpad misjudges two lines, as a wrong solver would."""
+    lines = []
+    for hyp in itertools.product([True, False], repeat=len(statements)):
+        truth = " ".join("true" if evaluate(s, hyp) else "false" for s in statements)
+        stop = tuple(hyp) == tuple(roles)
+        lines.append(f"{' '.join(_role(r) for r in hyp)} : {truth} {'yes' if stop else 'no'}")
+        if stop:
+            break
+    return " ; ".join(lines)
+
+
+def kk_think(statements: Sequence[tuple], names: Sequence[str], roles: Sequence[bool],
+             scratchpad: str) -> str:
+    if scratchpad == "cases":
+        return kk_cases(statements, roles)
+    return " ".join(f"{nm} {_role(r)}" for nm, r in zip(names, roles)) + " consistent"
+
+
+def kk_problem(rng: random.Random, n: int, depth: int = 2, max_tries: int = 1000,
+               scratchpad: str = "roles") -> Problem:
     """A puzzle with exactly one consistent assignment (checked by enumeration)."""
+    if scratchpad not in KK_SCRATCHPADS:
+        raise BenchError(f"unknown K&K scratchpad '{scratchpad}' ({' or '.join(KK_SCRATCHPADS)}).")
     for _ in range(max_tries):
         names = tuple(rng.sample(NAMES, n))
         roles = tuple(rng.random() < 0.5 for _ in range(n))
@@ -92,9 +131,9 @@ def kk_problem(rng: random.Random, n: int, depth: int = 2, max_tries: int = 1000
         prompt = (f"Answer in <think> </think> <answer> </answer> . Knights always tell the truth "
                   f"and knaves always lie . {n} people : {' , '.join(names)} . {said} "
                   f"Who is a knight and who is a knave ? <think>")
-        think = " ".join(f"{nm} {'knight' if r else 'knave'}" for nm, r in zip(names, roles))
-        solution = f"{think} consistent </think> <answer> {kk_answer(names, roles)} </answer>"
-        return Problem(prompt, roles, n, names, solution)
+        think = kk_think(statements, names, roles, scratchpad)
+        solution = f"{think} </think> <answer> {kk_answer(names, roles)} </answer>"
+        return Problem(prompt, roles, n, names, solution, tuple(statements), scratchpad)
     raise BenchError(f"could not generate a unique {n}-person puzzle in {max_tries} tries.")
 
 
@@ -133,10 +172,10 @@ def kk_corruptions(problem: Problem, rng: random.Random) -> dict[int, str]:
     wrong = roles.copy()
     wrong[flip] = not wrong[flip]
     think = problem.solution.split("</think>")[0]
-    wrong_think = " ".join(f"{nm} {'knight' if r else 'knave'}" for nm, r in zip(names, wrong))
+    wrong_think = kk_think(problem.statements, names, wrong, problem.scratchpad or "roles")
     missing = kk_answer(names[:-1], roles[:-1])
     return {
-        2: f"{wrong_think} consistent </think> <answer> {kk_answer(names, wrong)} </answer>",
+        2: f"{wrong_think} </think> <answer> {kk_answer(names, wrong)} </answer>",
         3: f"{think}</think> <answer> {missing} </answer>",
         4: f"{think} <answer> {kk_answer(names, roles)} </answer>",
     }
@@ -234,9 +273,12 @@ class ReasoningData(TaskData):
 
 
 def make_reasoning(kind: str, n_train: int, n_valid: int, n_test: int,
-                   difficulties: Sequence[int], seed: int, depth: int = 2) -> ReasoningData:
+                   difficulties: Sequence[int], seed: int, depth: int = 2,
+                   scratchpad: str = "roles") -> ReasoningData:
     """Knights-and-Knaves (``kind='knights_knaves'``, difficulty = people) or column
-    arithmetic (``kind='arithmetic'``, difficulty = digits); difficulties cycle evenly."""
+    arithmetic (``kind='arithmetic'``, difficulty = digits); difficulties cycle evenly.
+    ``scratchpad`` picks the K&K solution format (:data:`KK_SCRATCHPADS`); the puzzles
+    are the same whichever it is."""
     if not difficulties:
         raise BenchError(f"{kind}: difficulties must not be empty.")
     rng = random.Random(seed)
@@ -244,7 +286,7 @@ def make_reasoning(kind: str, n_train: int, n_valid: int, n_test: int,
         bad = [d for d in difficulties if not 2 <= d <= len(NAMES)]
         if bad:
             raise BenchError(f"knights_knaves: people must be in 2..{len(NAMES)}, got {bad}.")
-        make = lambda d: kk_problem(rng, d, depth)  # noqa: E731
+        make = lambda d: kk_problem(rng, d, depth, scratchpad=scratchpad)  # noqa: E731
         grader, corrupt, rr = grade_kk, kk_corruptions, (-3.0, 3.0)
     elif kind == "arithmetic":
         bad = [d for d in difficulties if not 1 <= d <= 6]
@@ -268,6 +310,8 @@ def make_reasoning(kind: str, n_train: int, n_valid: int, n_test: int,
     train, valid, test = draw(n_train), draw(n_valid), draw(n_test)
     fp = {"kind": kind, "n": [n_train, n_valid, n_test], "difficulties": list(difficulties),
           "seed": seed, "depth": depth, "version": 1}
+    if kind == "knights_knaves" and scratchpad != "roles":  # old fingerprints stay valid
+        fp["scratchpad"] = scratchpad
     diag = {"n_train": n_train, "n_valid": n_valid, "n_test": n_test,
             "difficulties": list(difficulties)}
     return ReasoningData(kind, "reasoning", train, valid, test, fingerprint=fp,

@@ -4,6 +4,8 @@ metrics and scorers. Generators and graders live in :mod:`harness.tasks` so ever
 plugin can import them; this plugin only exposes them to suites."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from harness.api import (DatasetSpec, MetricSpec, NonNegativeFloat, Params, Seed,
@@ -20,6 +22,10 @@ class ReasoningParams(Params):
     n_test: int = Field(200, ge=1)
     difficulties: list[int] = Field(default_factory=lambda: [2, 3], min_length=1)
     depth: int = Field(2, ge=1, le=2)
+    scratchpad: Literal["roles", "cases"] = Field(
+        "roles", description="K&K solution format: 'roles' (the assignment, solved in the "
+                             "head) or 'cases' (assignments checked in order, statement truth "
+                             "values per case, up to the consistent one)")
     seed: Seed = 0
     eval_samples: int = Field(4, ge=0, description="samples per test problem at T=1")
     max_new_tokens: int = Field(48, ge=4)
@@ -59,7 +65,7 @@ def bench_load_dataset(name: str, params: dict):
 
         p = parse_dataset_params(ReasoningParams, params, name)
         data = make_reasoning(name, p.n_train, p.n_valid, p.n_test, p.difficulties, p.seed,
-                              p.depth)
+                              p.depth, scratchpad=p.scratchpad)
         data.extra["eval"] = {"samples": p.eval_samples, "max_new_tokens": p.max_new_tokens}
         data.protocol["eval"] = data.extra["eval"]
         return data
