@@ -19,7 +19,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from harness.api import BenchError, MethodSpec, Params, Rate, optimizer_steps_not_counted
+from harness.api import (BenchError, MethodSpec, Params, Rate, budget_history,
+                         optimizer_steps_not_counted)
 from harness.hookspecs import hookimpl
 from harness.llm import LLMConfig, Policy, load_llm
 
@@ -149,4 +150,23 @@ def align(method: str, params: dict, policy: Policy, dataset, ctx) -> Policy:
     policy.history["rollout_batches"] = rollouts.count
     if method != "trl_dpo":  # offline DPO has no rollout batches to update on
         policy.history["updates_per_batch"] = p.updates_per_batch
+    policy.history.update(under_training_flag(policy.history.get("valid_" + ctx.valid_metric),
+                                              p.steps, p.eval_every))
     return policy
+
+
+#: validation evaluations at the end of the budget in which a new best means "still improving"
+VALID_PATIENCE = 2
+
+
+def under_training_flag(curve, steps: int, eval_every: int) -> dict[str, float]:
+    """The harness's budget fields from a validation curve [(rollout batches done, value)]:
+    ``still_improving`` when the first best value came in the last ``VALID_PATIENCE``
+    evaluations, so a board and its claims can tell a plateaued arm from one the budget
+    cut short. The returned policy is the last one either way (no best-checkpoint restore:
+    that would be a different method). Empty without a curve (``eval_every: 0``)."""
+    if not curve or not eval_every:
+        return {}
+    best_done = max(curve, key=lambda sv: (sv[1], -sv[0]))[0]
+    # after k rollout batches the last one done is batch k - 1 (0-based, like an epoch)
+    return budget_history(best_done - 1, steps, VALID_PATIENCE, eval_every)
