@@ -81,3 +81,26 @@ def test_denoiser_shapes_and_gradients():
     assert out.shape == (5, 6)
     out.sum().backward()
     assert z.grad is not None and all(p.grad is not None for p in f.parameters())
+
+
+def _loop_update(losses: torch.Tensor, count: torch.Tensor, history: int, t, new_losses):
+    """The reference: the per-step loop the vectorised update replaced."""
+    for step in torch.unique(t).tolist():
+        new = new_losses[t == step].double()
+        c = int(count[step])
+        merged = torch.cat([losses[step, : min(c, history)], new])[-history:]
+        losses[step, : len(merged)] = merged
+        count[step] = c + len(new)
+
+
+def test_vectorised_importance_update_matches_the_per_step_loop():
+    torch.manual_seed(0)
+    s = ImportanceSampler(steps=7, history=4)
+    ref_losses, ref_count = s.losses.clone(), s.count.clone()
+    for n in (3, 1, 12, 30, 5, 40):
+        t = torch.randint(7, (n,))
+        values = torch.rand(n)
+        s.update(t, values)
+        _loop_update(ref_losses, ref_count, 4, t, values)
+        assert torch.equal(s.count, ref_count)
+        assert torch.equal(s.losses, ref_losses)

@@ -10,8 +10,8 @@ from harness.data.dataset import Dataset
 from harness.data.ood import popularity_shift
 from harness.data.synthetic import generate
 from plugins.causaldiffrec import CausalDiffRecParams
-from plugins.causaldiffrec.modules import (EnvironmentGenerator, Representation, dense_adjacency,
-                                           gcn_normalize)
+from plugins.causaldiffrec.modules import (EnvironmentGenerator, GCNPropagation, Representation,
+                                           dense_adjacency, gcn_normalize)
 from plugins.causaldiffrec.train import UnmaskedScorer, node_features
 
 TINY = dict(dim=8, feat_dim=16, steps=10, rep_epochs=1, outer_steps=2, head_epochs=2,
@@ -60,13 +60,72 @@ def test_generator_toggles_exactly_s_entries_per_node_and_reports_log_prob():
     torch.manual_seed(0)
     gen = EnvironmentGenerator(n_nodes=12, n_envs=2, edits=3, noise_level=0.0, symmetric=False)
     a = (torch.rand(12, 12) < 0.3).float()
-    edited, log_p = gen(a, 0)
-    assert ((edited != a).sum(0) == 3).all()
-    assert log_p.requires_grad and float(log_p.detach()) < 0
+    edited, edits = gen(a, 0)
+    assert ((edited != a).sum(0) == 3).all()  # column v: the s sources toggled for target v
+    changed = (edited != a).T.nonzero()[:, 1].view(12, 3)
+    assert torch.equal(changed.sort(1).values, edits.picked.sort(1).values)
+    assert edits.log_prob < 0 and edits.k == 0
     sym = EnvironmentGenerator(12, 2, 3, noise_level=0.3, symmetric=True)
     a_sym = ((a + a.T) > 0).float()
     e2, _ = sym(a_sym, 1)
     assert torch.equal(e2, e2.T)
+
+
+def test_edits_are_distinct_and_follow_the_without_replacement_law():
+    """Successive sampling (draws in order, repeats skipped) has torch's
+    without-replacement law: compare how often each ordered pair comes first."""
+    torch.manual_seed(0)
+    gen = EnvironmentGenerator(n_nodes=4, n_envs=1, edits=2, noise_level=0.0, symmetric=False)
+    probs = torch.tensor([[0.6, 0.25, 0.1, 0.05]]).repeat(20000, 1)
+    gen.n = len(probs)
+    ours = gen.sample_edits(probs)
+    assert (ours[:, 0] != ours[:, 1]).all()
+    reference = torch.multinomial(probs, 2, replacement=False)
+    freq = lambda x: torch.bincount(x[:, 0] * 4 + x[:, 1], minlength=16).float() / len(x)  # noqa: E731
+    assert torch.allclose(freq(ours), freq(reference), atol=0.015)
+    # the pair (0, 1) has probability 0.6 * 0.25 / 0.4 = 0.375
+    assert abs(float(freq(ours)[1]) - 0.375) < 0.015
+
+
+def test_reinforce_gradient_is_the_autograd_gradient_of_minus_reward_log_p():
+    torch.manual_seed(0)
+    gen = EnvironmentGenerator(n_nodes=10, n_envs=2, edits=3, noise_level=0.1, symmetric=True)
+    a = (torch.rand(10, 10) < 0.3).float()
+    a = ((a + a.T) > 0).float()
+    edits = [gen(a, k)[1] for k in range(2)]
+    reward = 0.37
+    gen.reinforce(edits, reward)
+    ours = gen.logits.grad.clone()
+    logits = gen.logits.detach().clone().requires_grad_(True)
+    log_p = sum(logits[e.k].gather(1, e.picked).sum() - 3 * torch.logsumexp(logits[e.k], 1).sum()
+                for e in edits)
+    (-reward * log_p).backward()
+    assert torch.allclose(ours, logits.grad, atol=1e-6)
+    plain = logits.detach()
+    assert all(abs(e.log_prob - float(plain[e.k].gather(1, e.picked).sum()
+                                      - 3 * torch.logsumexp(plain[e.k], 1).sum())) < 1e-4
+               for e in edits)
+
+
+def test_noise_overwrites_about_the_noise_level_of_entries_symmetrically():
+    torch.manual_seed(0)
+    n = 300
+    gen = EnvironmentGenerator(n_nodes=n, n_envs=1, edits=0, noise_level=0.1, symmetric=True)
+    ones = torch.ones(n, n)
+    noisy = gen.noise(ones)
+    assert torch.equal(noisy, noisy.T)
+    flipped = float((noisy == 0).float().mean())  # overwritten by a fair coin: half become 0
+    assert abs(flipped - 0.05) < 0.005
+    directed = EnvironmentGenerator(n_nodes=n, n_envs=1, edits=0, noise_level=0.1, symmetric=False)
+    assert abs(float((directed.noise(ones) == 0).float().mean()) - 0.05) < 0.005
+    assert not torch.equal(gen.noise(ones), gen.noise(ones))  # fresh noise every call
+
+
+def test_gcn_propagation_equals_the_dense_normalised_matrix():
+    torch.manual_seed(0)
+    a = (torch.rand(15, 15) < 0.3).float()
+    x = torch.randn(15, 4)
+    assert torch.allclose(GCNPropagation(a) @ x, gcn_normalize(a) @ x, atol=1e-6)
 
 
 def test_sound_outer_step_trains_every_module_and_reinforce_moves_the_generator(dataset):
@@ -90,11 +149,48 @@ def test_code_loss_args_drop_l_env_so_the_env_encoder_gets_no_gradient(dataset):
     assert not same("vgae.w0.weight")
 
 
-def test_no_env_ablation_feeds_a_zero_condition_and_has_no_variance(dataset):
+def test_zero_condition_mode_feeds_zeros(dataset):
     p, rep, a = _rep(dataset, env_condition="none", n_envs=1)
     cond, _ = rep.env(torch.randn(5, p.dim), "none", "z")
     assert torch.equal(cond, torch.zeros(5, p.dim))
     assert rep.outer_step(a)["risk_var"] == 0.0
+
+
+def test_no_environment_ablation_removes_generator_and_environment_inference(dataset, monkeypatch):
+    """environment: false has no generator and no EVAE (no parameters of either), trains on
+    the clean train graph only, and its risk is 0.1·(L_diff + L_vgae) with e ≡ 0."""
+    p, rep, a = _rep(dataset, environment=False)
+    assert rep.generator is None and rep.env is None and rep.n_envs == 1
+    names = [n for n, _ in rep.named_parameters()]
+    assert not any(n.startswith(("generator.", "env.")) for n in names)
+    seen = []
+    real = rep.env_risk
+    monkeypatch.setattr(rep, "env_risk", lambda g: (seen.append(g), real(g))[1])
+    before = {n: t.detach().clone() for n, t in rep.named_parameters()}
+    stats = rep.outer_step(a)
+    assert len(seen) == 1 and seen[0] is a  # the train graph itself, unedited
+    assert stats["risk_var"] == 0.0
+    changed = {n for n, t in rep.named_parameters() if not torch.equal(before[n], t)}
+    assert any(n.startswith("vgae.") for n in changed) and any(n.startswith("denoiser.") for n in changed)
+    z = torch.randn(7, p.dim)
+    cond, l_env = rep.condition(z)
+    assert torch.equal(cond, torch.zeros_like(z)) and l_env is None
+    out = real(a)
+    assert torch.allclose(out["risk"], 0.1 * (out["diff"] + out["vgae"]))
+    # the full model conditions on e and adds L_env
+    _, full, _ = _rep(dataset)
+    assert full.generator is not None and full.env is not None and full.n_envs == 3
+
+
+@pytest.mark.parametrize("head", ["persistent", "per_epoch_fresh"])
+def test_representation_update_count_reaches_the_configured_number(dataset, ctx, head):
+    from harness.context import seed_everything
+    from plugins.causaldiffrec.train import train
+
+    seed_everything(0)
+    params = {**TINY, "rep_epochs": 3, "outer_steps": 2, "head": head}
+    trained = train(CausalDiffRecParams(**params), dataset, ctx)
+    assert trained.history["representation_updates"] == 6
 
 
 def test_inference_is_deterministic_unless_code_sampling_dropout(dataset):

@@ -22,6 +22,9 @@ class CausalDiffRecParams(Params):
     # representation stage
     dim: PositiveInt = 32                 # VGAE hidden/latent, EVAE, denoiser width (code: 8)
     feat_dim: PositiveInt = 64            # fixed random projection of one-hot node ids
+    # False: the no-environment ablation (no generator, no environment inference, e ≡ 0,
+    # one clean train graph, so no Var term): VGAE + unconditioned latent diffusion
+    environment: bool = True
     n_envs: PositiveInt = 3
     edits_per_node: NonNegativeInt = 5
     noise_level: Fraction = 0.05     # code: 0.8 (environment graphs ≈ 40% dense, random)

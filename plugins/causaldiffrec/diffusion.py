@@ -105,15 +105,29 @@ class ImportanceSampler:
         return t, (p[t] * self.steps).float()
 
     def update(self, t: torch.Tensor, losses: torch.Tensor) -> None:
-        """Append each sampled step's losses, keeping the latest ``history`` per step."""
+        """Append each sampled step's losses, keeping the latest ``history`` per step.
+
+        Vectorised (one scatter instead of a Python loop over the steps drawn): every
+        entry, old or new, gets its distance from the newest entry of its step, and
+        the last ``history`` of them land in chronological order at the front."""
         losses = losses.detach().double()
-        for step in torch.unique(t).tolist():
-            new = losses[t == step]
-            c = int(self.count[step])
-            kept = self.losses[step, : min(c, self.history)]
-            merged = torch.cat([kept, new])[-self.history:]
-            self.losses[step, : len(merged)] = merged
-            self.count[step] = c + len(new)
+        steps, hist = self.steps, self.history
+        order = torch.argsort(t, stable=True)
+        ts, ls = t[order], losses[order]
+        n_new = torch.bincount(ts, minlength=steps)
+        new_from_end = n_new.cumsum(0)[ts] - 1 - torch.arange(len(ts))
+        kept = self.count.clamp(max=hist)
+        length = (kept + n_new).clamp(max=hist)
+        slot = torch.arange(hist).unsqueeze(0).expand(steps, hist)
+        old_from_end = (n_new + kept - 1).unsqueeze(1) - slot
+        old = (slot < kept.unsqueeze(1)) & (old_from_end < length.unsqueeze(1))
+        rows = torch.arange(steps).unsqueeze(1).expand(steps, hist)
+        merged = torch.zeros_like(self.losses)
+        merged[rows[old], (length.unsqueeze(1) - 1 - old_from_end)[old]] = self.losses[old]
+        new = new_from_end < length[ts]
+        merged[ts[new], (length[ts] - 1 - new_from_end)[new]] = ls[new]
+        self.losses = merged
+        self.count += n_new
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

@@ -132,8 +132,9 @@ def train(p, dataset, ctx) -> torch.nn.Module:
         model, history = _per_epoch_fresh(p, dataset, ctx, select_ctx, rep, a_train,
                                           adj_train, a_eval, adj_eval)
         rep_s = None
+    history = {**history, "representation_updates": rep.updates}
     if rep_s is not None:
-        history = {**history, "representation_seconds": rep_s}
+        history["representation_seconds"] = rep_s
     return TrainResult(model, history)
 
 
