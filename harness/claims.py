@@ -12,6 +12,12 @@ NDCG@20"). Its verdict is computed from the finished runs, never written by hand
   significant.
 
 All claims of a suite form one Holm family, tested over training runs (seeds paired).
+
+A claim may instead name a ``threshold`` (and no ``than``): "this arm gets the metric
+below (``direction: lower``) or above the threshold", e.g. "DPO converges to the target:
+KL < 0.05". It **holds** when every training run of the arm (at least ``MIN_SEEDS``, none
+still improving) is on the claimed side, and **does not hold** otherwise, saying how many
+runs were; it is a count over runs, not a test, so it is outside the Holm family.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal, Mapping, Optional, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .significance import MIN_SEEDS, compare_runs, holm
 
@@ -33,10 +39,23 @@ class Claim(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(description="the claim as the paper states it")
     method: str
-    than: str
+    than: Optional[str] = None
     metric: str
     direction: Literal["higher", "lower"] = "higher"
     dataset: Optional[str] = None  # default: every dataset of the board
+    #: instead of ``than``: the claimed bound on the arm's own metric, in every run
+    threshold: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> "Claim":
+        if (self.than is None) == (self.threshold is None):
+            raise ValueError("a claim compares with exactly one of `than` (another arm) or "
+                             "`threshold` (a bound every run must meet)")
+        return self
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return (self.method,) if self.than is None else (self.method, self.than)
 
 
 @dataclass
@@ -51,6 +70,8 @@ class Verdict:
     def body(self) -> str:
         """The claim and its numbers, as plain text (renderers escape it)."""
         c = self.claim
+        if c.threshold is not None:
+            return f"{c.text} ({c.method}; {self.reason})"
         numbers = (f"Δ{c.metric} = {self.delta:+.4f} over {self.n_seeds} seeds, Holm p = "
                    f"{self.p_holm:.3g}" if not math.isnan(self.delta) else "")
         tail = "; ".join(x for x in (numbers, self.reason) if x)
@@ -71,13 +92,15 @@ def judge(claims: Sequence[Claim],
     verdicts: list[Verdict] = []
     tested: list[tuple[int, float]] = []  # (index into verdicts, raw p)
     for claim in claims:
-        missing = [m for m in (claim.method, claim.than)
-                   if claim.metric not in per_seed.get(m, {})]
+        missing = [m for m in claim.arms if claim.metric not in per_seed.get(m, {})]
         if missing:
             verdicts.append(Verdict(claim, NOT_TESTABLE, f"no finished runs of {', '.join(missing)} "
                                     f"with {claim.metric}"))
             continue
-        flagged = [m for m in (claim.method, claim.than) if still_improving.get(m, 0)]
+        flagged = [m for m in claim.arms if still_improving.get(m, 0)]
+        if claim.threshold is not None:
+            verdicts.append(judge_threshold(claim, per_seed[claim.method][claim.metric], flagged))
+            continue
         [cmp] = compare_runs({m: {claim.metric: per_seed[m][claim.metric]}
                               for m in (claim.method, claim.than)},
                              {claim.method: claim.than}, [claim.metric], unit="seeds")
@@ -106,3 +129,27 @@ def judge(claims: Sequence[Claim],
             v.verdict = DOES_NOT_HOLD
             v.reason = f"difference not significant at α = {alpha}"
     return verdicts
+
+
+def judge_threshold(claim: Claim, runs: Mapping[str, Mapping[str, float]],
+                    flagged: Sequence[str]) -> Verdict:
+    """A bound claim: every run's value (the mean over its units) on the claimed side."""
+    values = [sum(units.values()) / len(units) for units in runs.values() if units]
+    n, bound = len(values), float(claim.threshold)
+    lower = claim.direction == "lower"
+    met = sum((v < bound) if lower else (v > bound) for v in values)
+    mean = sum(values) / n if n else math.nan
+    worst = (max(values) if lower else min(values)) if n else math.nan
+    side = "<" if lower else ">"
+    numbers = (f"{claim.metric} {side} {bound:g} in {met}/{n} runs; mean {mean:.4g}, "
+               f"{'max' if lower else 'min'} {worst:.4g}")
+    v = Verdict(claim, "", numbers, delta=mean, n_seeds=n)
+    if flagged:
+        v.verdict = NOT_TESTABLE
+        v.reason = f"{numbers}; still improving at the end of its budget (under-trained)"
+    elif n < MIN_SEEDS:
+        v.verdict = NOT_TESTABLE
+        v.reason = f"{numbers}; {n} runs, a claim over training runs needs {MIN_SEEDS}"
+    else:
+        v.verdict = HOLDS if met == n else DOES_NOT_HOLD
+    return v

@@ -367,7 +367,7 @@ def validate_suite(raw: Any, registry: Registry, source: str = "<suite>") -> tup
     for i, c in enumerate(suite.claims):
         for field_name in ("method", "than"):
             label = getattr(c, field_name)
-            if label not in keys:
+            if label is not None and label not in keys:
                 problems.append(f"{source}: claims[{i}].{field_name}: '{label}' is not one of the "
                                 f"suite's methods.{closest(label, keys)}")
         if c.metric not in suite.metrics:

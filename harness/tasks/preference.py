@@ -65,6 +65,15 @@ def exact_target(ref_logp: torch.Tensor, rewards: torch.Tensor, tau: float) -> t
     return logits - torch.logsumexp(logits, -1, keepdim=True)
 
 
+def tau_log_partition(ref_logp: torch.Tensor, rewards: torch.Tensor, tau: float) -> torch.Tensor:
+    """τ·log Z_τ(x) = τ·log Σ_y π_ref(y|x)·exp(r(x,y)/τ) per prompt, summed over the whole
+    enumerated response set: the closed form of the scalar RA's implicit reward needs
+    (r_θ = τ·log π_θ/π_ref + τ·log Z), and the warm start of a learnt log Z."""
+    if tau <= 0:
+        raise BenchError(f"tau must be > 0, got {tau}.")
+    return tau * torch.logsumexp(ref_logp + rewards / tau, -1)
+
+
 def kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
     """Exact KL(p‖q) per row from log-probabilities over the same enumerated support."""
     p = logp.exp()

@@ -94,7 +94,16 @@ def bench_register_metrics():
          ("steps_to_kl", False, "optimizer steps until KL(pi||target) < threshold "
                                  "(steps + 1: not reached)"),
          ("queries_to_kl", False, "reward/preference queries until KL(pi||target) < threshold "
-                                  "(censored like steps_to_kl)")]
+                                  "(censored like steps_to_kl)"),
+         ("steps_run", False, "optimizer steps until the run stopped (KL threshold reached, "
+                              "KL plateau, or the step budget)"),
+         ("seconds_run", False, "seconds of optimizer steps until the run stopped "
+                                "(wall clock, evaluations excluded; load-dependent)"),
+         ("cpu_seconds_run", False, "CPU seconds of optimizer steps until the run stopped "
+                                    "(process time, evaluations excluded)"),
+         ("kl_area", False, "mean exact KL(pi||target) over the evaluation grid of the whole "
+                            "step budget, a stopped run held at its last value (low = gets "
+                            "low and fast; the lr selection criterion)")]
     return ([MetricSpec(n, REASONING, ranx=False, needs_cutoff=False, higher_is_better=h,
                         description=d) for n, h, d in r]
             + [MetricSpec(n, PREFERENCE, ranx=False, needs_cutoff=False, higher_is_better=h,

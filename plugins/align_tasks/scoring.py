@@ -79,13 +79,19 @@ def score_reasoning(policy, data: ReasoningData, part: str, samples: int, max_ne
     return ScoreResult(metrics=m, per_user=per_user, extra={"samples": samples})
 
 
+#: figures of the whole training run a UDRRA policy carries in its history (speed,
+#: convergence); reported as run-level metrics next to the exact ones
+RUN_FIGURES = ("steps_to_kl", "queries_to_kl", "steps_run", "seconds_run", "cpu_seconds_run",
+               "kl_area")
+
+
 @torch.no_grad()
 def score_preference(model, data: PreferenceData, part: str) -> ScoreResult:
     """Exact metrics over every response of every prompt (see preference_metrics)."""
     logp = model.enumerate_logprobs(data)
     means, per = preference_metrics(logp, model.ref_logp, data.rewards, model.tau)
     history = getattr(model, "history", None) or {}
-    for k in ("steps_to_kl", "queries_to_kl"):
+    for k in RUN_FIGURES:
         if k in history:
             means[k] = float(history[k])
     per_user = {k: {str(x): float(v[x]) for x in data.part(part)} for k, v in per.items()}
