@@ -6,7 +6,8 @@
         --tracking-uri sqlite:///.bench_cache/mlflow-reasoning-ablations.db
 
 Writes leaderboards/<suite>_curves.png (metric vs step, mean over seeds, one line per
-method; per-step training metrics smoothed over a 20-step window) and prints a markdown
+method; per-step training metrics smoothed over a 20-step window; a preference run that
+stopped early is held at its last value) and prints a markdown
 table of final metrics as mean ± std over seeds (the std is one stability figure), plus
 accuracy by difficulty and, for reasoning suites, the max drawdown of the validation
 accuracy curve (largest drop below its running best, mean over seeds: the other one).
@@ -25,7 +26,8 @@ from harness.leaderboard import experiment_runs, mean_std  # noqa: E402
 
 CURVES = {"preference": ["curve_kl_target", "curve_expected_reward"],
           "reasoning": ["valid_accuracy", "train_level_1", "train_reward"]}
-TABLE = {"preference": ["kl_target", "expected_reward", "target_reward", "kl_ref"],
+TABLE = {"preference": ["kl_target", "expected_reward", "target_reward", "kl_ref", "steps_run",
+                        "steps_to_kl", "cpu_seconds_run", "stopped_threshold", "stopped_plateau"],
          "reasoning": ["accuracy", "accuracy_d2", "accuracy_d3", "accuracy_sampled",
                        "format_valid", "mean_reward", "kl_init", "reward_gap"]}
 
@@ -44,6 +46,18 @@ def smooth(values: list[float], window: int) -> list[float]:
     for k in range(len(values)):
         chunk = values[max(0, k - window + 1): k + 1]
         out.append(sum(chunk) / len(chunk))
+    return out
+
+
+def hold_last(curve: dict[int, float], grid: list[int]) -> dict[int, float]:
+    """The curve on every step of ``grid`` from its first step on, holding its last value
+    after it ends (so the mean over seeds of early-stopped runs is not a mean over the
+    seeds still running)."""
+    out, last = {}, None
+    for s in grid:
+        last = curve.get(s, last)
+        if last is not None:
+            out[s] = last
     return out
 
 
@@ -75,10 +89,14 @@ def main() -> None:
         ax.set_prop_cycle(color=colors[:max(len(methods), 1)])
         for m in methods:
             per_step = defaultdict(list)
-            for r in runs:
-                if r.method == m:
-                    for p in client.get_metric_history(r.run_id, name):
-                        per_step[p.step].append(p.value)
+            curves = [{p.step: p.value for p in client.get_metric_history(r.run_id, name)}
+                      for r in runs if r.method == m]
+            if kind == "preference":  # an early-stopped run stays where it stopped
+                grid = sorted({s for c in curves for s in c})
+                curves = [hold_last(c, grid) for c in curves if c]
+            for c in curves:
+                for step, value in c.items():
+                    per_step[step].append(value)
             means[(m, name)] = {s: statistics.mean(v) for s, v in per_step.items()}
             if per_step:
                 steps = sorted(per_step)
@@ -99,13 +117,15 @@ def main() -> None:
     fig.savefig(out, dpi=110)
     print(f"wrote {out}\n")
     cols = TABLE[kind]
-    extra = ["valid max drawdown"] if kind == "reasoning" else []
+    extra = ["valid max drawdown"] if kind == "reasoning" else ["chosen"]
     print("| method | seeds | " + " | ".join(cols + extra) + " |")
     print("|---|---|" + "---|" * len(cols + extra))
     for m in methods:
         rs = [r for r in runs if r.method == m]
         cells = [mean_std([r.metrics[c] for r in rs if c in r.metrics], 3, "n/a") for c in cols]
-        if extra:
+        if kind == "preference":  # the tuned values the runs used (the board shows them too)
+            cells.append(", ".join(sorted({r.tags.get("bench.tuned_params", "–") for r in rs})))
+        elif extra:
             cells.append(mean_std([max_drawdown([p.value for p in sorted(
                 client.get_metric_history(r.run_id, "valid_accuracy"), key=lambda p: p.step)])
                 for r in rs], 3, "n/a"))

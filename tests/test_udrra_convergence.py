@@ -210,3 +210,13 @@ def test_optimiser_steps_are_the_policys_not_the_reference_fit(tmp_path):
     ds = prepare_dataset(cell.dataset, cell.task, reg, tmp_path)
     metrics, _, _ = run_cell(cell, ds, reg, None, tmp_path)  # the SFT of π_ref runs here
     assert metrics["optimizer_steps"] == 7 and metrics["steps_run"] == 7
+
+
+def test_curves_of_early_stopped_runs_are_held_at_their_last_value():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("align_curves", ROOT / "benchmarks/align_curves.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.hold_last({0: 1.0, 25: 0.04}, [0, 25, 50, 75]) == {0: 1.0, 25: 0.04, 50: 0.04, 75: 0.04}
+    assert mod.hold_last({25: 0.5}, [0, 25, 50]) == {25: 0.5, 50: 0.5}
