@@ -48,3 +48,14 @@ def test_validation_generation_is_not_counted_as_a_rollout(tmp_path):
     metrics = _run(tmp_path, 2, eval_every=1)
     for method, m in metrics.items():
         assert m["rollout_batches"] == 2 and m["optimizer_steps"] == 4, (method, m)
+
+
+def test_fixed_step_runs_log_best_batch_and_the_validation_drawdown():
+    from plugins.trpa import under_training_flag
+
+    peaked = [(0, 0.1), (50, 0.4), (100, 0.3), (150, 0.35), (200, 0.4)]  # tie: first counts
+    flat = under_training_flag(peaked, 200, 50)
+    assert flat["still_improving"] == 0.0 and flat["best_epoch"] == 49
+    assert flat["epochs_run"] == 200 and flat["valid_drawdown"] == pytest.approx(0.1)
+    rising = [(0, 0.1), (50, 0.2), (100, 0.3), (150, 0.35), (200, 0.4)]
+    assert under_training_flag(rising, 200, 50)["valid_drawdown"] == 0.0

@@ -85,7 +85,9 @@ def bench_register_metrics():
          ("mean_reward", True, "mean rule reward, greedy"),
          ("mean_reward_sampled", True, "mean rule reward, samples at T=1"),
          ("kl_init", False, "Monte-Carlo KL(policy || initial SFT policy) per response"),
-         ("reward_gap", False, "normalised reward minus accuracy (reward-hacking check)")]
+         ("reward_gap", False, "normalised reward minus accuracy (reward-hacking check)"),
+         ("valid_drawdown", False, "largest fall of the validation curve below its running "
+                                   "best during training (stability; logged by the method)")]
     p = [("kl_target", False, "exact KL(pi || pi_ref exp(r/tau)/Z)"),
          ("kl_target_rev", False, "exact KL(target || pi)"),
          ("tv_target", False, "exact total variation to the target"),

@@ -42,6 +42,8 @@ class AlignParams(Params):
                              "replays); μ > 1 makes TRPA's trust region act")
     eval_every: int = Field(20, ge=0, description="validation accuracy every k rollout batches "
                                                   "(0: off)")
+    patience: int = Field(2, ge=1, description="an arm whose best validation lies in the last "
+                                               "`patience` evaluations is flagged still improving")
     sft_mix: list[float] = Field(default_factory=lambda: [0.55, 0.25, 0.10, 0.10],
                                  min_length=4, max_length=4)
     llm: LLMConfig = Field(default_factory=lambda: LLMConfig(
@@ -151,7 +153,7 @@ def align(method: str, params: dict, policy: Policy, dataset, ctx) -> Policy:
     if method != "trl_dpo":  # offline DPO has no rollout batches to update on
         policy.history["updates_per_batch"] = p.updates_per_batch
     policy.history.update(under_training_flag(policy.history.get("valid_" + ctx.valid_metric),
-                                              p.steps, p.eval_every))
+                                              p.steps, p.eval_every, p.patience))
     return policy
 
 
@@ -159,14 +161,29 @@ def align(method: str, params: dict, policy: Policy, dataset, ctx) -> Policy:
 VALID_PATIENCE = 2
 
 
-def under_training_flag(curve, steps: int, eval_every: int) -> dict[str, float]:
+def under_training_flag(curve, steps: int, eval_every: int,
+                        patience: int = VALID_PATIENCE) -> dict[str, float]:
     """The harness's budget fields from a validation curve [(rollout batches done, value)]:
-    ``still_improving`` when the first best value came in the last ``VALID_PATIENCE``
+    ``still_improving`` when the first best value came in the last ``patience``
     evaluations, so a board and its claims can tell a plateaued arm from one the budget
-    cut short. The returned policy is the last one either way (no best-checkpoint restore:
-    that would be a different method). Empty without a curve (``eval_every: 0``)."""
+    cut short; the best and budgeted rollout batches (the board's epochs column) and the
+    curve's largest drawdown (stability). The returned policy is the last one either way
+    (no best-checkpoint restore: that would be a different method). Empty without a curve
+    (``eval_every: 0``)."""
     if not curve or not eval_every:
         return {}
     best_done = max(curve, key=lambda sv: (sv[1], -sv[0]))[0]
     # after k rollout batches the last one done is batch k - 1 (0-based, like an epoch)
-    return budget_history(best_done - 1, steps, VALID_PATIENCE, eval_every)
+    return {"best_epoch": float(best_done - 1), "epochs_run": float(steps),
+            "valid_drawdown": max_drawdown([v for _, v in sorted(curve)]),
+            **budget_history(best_done - 1, steps, patience, eval_every)}
+
+
+def max_drawdown(values: list[float]) -> float:
+    """Largest fall below the running best (0 for a curve that never falls): the
+    stability figure of the spec (a method that gains and then loses it scores badly)."""
+    best, worst = float("-inf"), 0.0
+    for v in values:
+        best = max(best, v)
+        worst = max(worst, best - v)
+    return worst
