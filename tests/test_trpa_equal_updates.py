@@ -16,15 +16,15 @@ LLM = {"layers": 1, "dim": 32, "heads": 2, "ffn_mult": 2, "max_positions": 160,
 ONLINE = ("trpa", "trl_grpo", "trl_online_dpo")
 
 
-def _run(tmp_path, mu: int, eval_every: int = 0):
+def _run(tmp_path, mu: int, eval_every: int = 0, valid_metric: str = "accuracy"):
     params = {"steps": 2, "prompts_per_step": 2, "samples_per_prompt": 4, "max_new_tokens": 16,
               "updates_per_batch": mu, "eval_every": eval_every, "lr": 1e-3, "llm": LLM}
     raw = {"suite": f"equal-updates-{mu}",
            "datasets": [{"name": "arithmetic",
-                         "params": {"n_train": 16, "n_valid": 2, "n_test": 2, "eval_samples": 0,
+                         "params": {"n_train": 16, "n_valid": 2, "n_test": 2, "eval_samples": 1,
                                     "max_new_tokens": 16}}],
            "methods": [{"name": m, "params": params} for m in ONLINE],
-           "seeds": [0], "metrics": ["accuracy"], "valid_metric": "accuracy"}
+           "seeds": [0], "metrics": ["accuracy"], "valid_metric": valid_metric}
     reg = Registry()
     suite, cells = validate_suite(raw, reg)
     results = run_suite(suite, cells, reg, tracking_uri=f"sqlite:///{tmp_path}/m.db",
@@ -45,9 +45,12 @@ def test_online_arms_take_mu_optimiser_steps_per_rollout_batch(tmp_path, mu):
 
 
 def test_validation_generation_is_not_counted_as_a_rollout(tmp_path):
-    metrics = _run(tmp_path, 2, eval_every=1)
+    """Validation on sampled accuracy (greedy and sampled generation) every rollout batch:
+    still 2 rollout batches; the curve gives the budget fields and the drawdown."""
+    metrics = _run(tmp_path, 2, eval_every=1, valid_metric="accuracy_sampled")
     for method, m in metrics.items():
         assert m["rollout_batches"] == 2 and m["optimizer_steps"] == 4, (method, m)
+        assert m["epoch_budget"] == 2 and "still_improving" in m and m["valid_drawdown"] >= 0
 
 
 def test_fixed_step_runs_log_best_batch_and_the_validation_drawdown():

@@ -112,6 +112,10 @@ def bench_register_metrics():
                           description=d) for n, h, d in p])
 
 
+#: reasoning metrics computed from samples at T = 1 (the rest are greedy)
+SAMPLED_METRICS = {"accuracy_sampled", "mean_reward_sampled", "kl_init", "reward_gap"}
+
+
 @hookimpl
 def bench_score(model, dataset, part, metrics, ctx):
     task = getattr(dataset, "task", None)
@@ -119,7 +123,10 @@ def bench_score(model, dataset, part, metrics, ctx):
         from .scoring import score_reasoning
 
         ev = dataset.extra.get("eval", {})
-        samples = ev.get("samples", 4) if part == "test" else 0  # validation: greedy only
+        # validation is greedy only, unless a sampled metric is asked for (a method's
+        # validation curve or a tuner selecting on sampled accuracy)
+        sampled = part == "test" or bool(set(metrics or ()) & SAMPLED_METRICS)
+        samples = ev.get("samples", 4) if sampled else 0
         return score_reasoning(model, dataset, part, samples, ev.get("max_new_tokens", 48),
                                ctx.device if ctx is not None else "cpu")
     if task == "preference" and hasattr(model, "enumerate_logprobs"):
