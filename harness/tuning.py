@@ -200,6 +200,8 @@ def _tune_one(suite, cell, dataset, registry, store, tracker, cache_dir, progres
                        "dataset": cell.dataset.key, "budget": t.trials, "metric": t.metric,
                        "split": "valid"}.items():
         study.set_user_attr(key, value)
+    if t.sampler == "grid":
+        _requeue_failed_grid_points(study)
     counts = _counts(study)
     remaining = t.trials - sum(counts.get(s, 0) for s in COUNTED)
     task = progress.add_task(f"tune {cell.method.key} | {cell.dataset.key}",
@@ -231,6 +233,22 @@ def _tune_one(suite, cell, dataset, registry, store, tracker, cache_dir, progres
                          "bench.tuning_pruned": str(summary.pruned),
                          "bench.tuning_failed": str(summary.failed)})
     return summary
+
+
+def _requeue_failed_grid_points(study) -> None:
+    """Queue again each grid point whose only trials failed (a crash, or a kill whose
+    RUNNING trial is failed here once its heartbeat is stale): Optuna's grid sampler counts
+    a failed trial's point as visited, so a resumed grid would otherwise repeat a finished
+    point and never try the failed one."""
+    optuna = _optuna()
+    optuna.storages.fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False)
+    key = lambda params: json.dumps(params, sort_keys=True, default=str)  # noqa: E731
+    done = {key(tr.params) for tr in trials if tr.state.name in COUNTED + ("WAITING", "RUNNING")}
+    for tr in trials:
+        if tr.state.name == "FAIL" and tr.params and key(tr.params) not in done:
+            study.enqueue_trial(dict(tr.params))
+            done.add(key(tr.params))
 
 
 class _Objective:

@@ -248,3 +248,22 @@ def test_grid_sampler_visits_every_point_once_and_the_board_shows_the_choice(env
     # resuming a finished grid adds no trial
     _tune(reg, raw, tmp, tracking)
     assert len(_study(suite, cells[0], storage).trials) == 3
+
+
+def test_grid_resume_retries_a_failed_point_instead_of_repeating_a_finished_one(env, tracking):
+    """A kill fails the trial in flight; Optuna's grid sampler counts a failed point as
+    visited, so the resumed study must queue that point again to try every point once."""
+    reg, fake, tmp = env
+    raw = _suite("grid-resume", [{"name": "curve", "search": {"quality": {"choice": [0.1, 0.2, 0.3]}}}],
+                 trials=3, sampler="grid")
+    fake.interrupt_after = 1
+    with pytest.raises(KeyboardInterrupt):
+        _tune(reg, raw, tmp, tracking)
+    suite, cells = validate_suite(raw, reg)
+    storage = f"sqlite:///{tmp}/optuna.db"
+    assert [t.state.name for t in _study(suite, cells[0], storage).trials] == ["COMPLETE", "FAIL"]
+    fake.interrupt_after = None
+    _tune(reg, raw, tmp, tracking)
+    trials = _study(suite, cells[0], storage).trials
+    finished = sorted(t.params["quality"] for t in trials if t.state.name == "COMPLETE")
+    assert finished == [0.1, 0.2, 0.3], [(t.state.name, t.params, t.system_attrs) for t in trials]
