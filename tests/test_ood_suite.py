@@ -74,3 +74,32 @@ def test_drgnn_edge_weights_average_one_per_user_and_are_train_only():
     model.dro = False
     model.train()
     assert torch.allclose(model.layer_embeddings()[1], plain)
+
+
+def _ood_drop():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ood_drop", ROOT / "benchmarks" / "ood_drop.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_drop_test_pairs_seeds_and_needs_three():
+    """The OOD-drop comparison in ood-notes.md: per-seed relative drops paired by seed;
+    a consistently smaller drop holds, a noisy one does not, two seeds are not testable."""
+    drop = _ood_drop()
+    per_seed = {("lightgcn", "pop-iid"): {0: 0.30, 1: 0.31, 2: 0.29},
+                ("lightgcn", "pop-ood"): {0: 0.15, 1: 0.155, 2: 0.146},
+                ("causaldiffrec", "pop-iid"): {0: 0.30, 1: 0.31, 2: 0.29},
+                ("causaldiffrec", "pop-ood"): {0: 0.20, 1: 0.212, 2: 0.195},
+                ("causaldiffrec-noenv", "pop-iid"): {0: 0.30, 1: 0.31, 2: 0.29},
+                ("causaldiffrec-noenv", "pop-ood"): {0: 0.25, 1: 0.15, 2: 0.19}}
+    lines = drop.drop_tests(per_seed, "pop", [("causaldiffrec", "lightgcn"),
+                                              ("causaldiffrec", "causaldiffrec-noenv")])
+    assert lines[0].startswith("- **holds**") and "over 3 seeds" in lines[0]
+    assert lines[1].startswith("- **does not hold**") and "not significant" in lines[1]
+    two = {k: {s: v for s, v in d.items() if s < 2} for k, d in per_seed.items()}
+    assert drop.drop_tests(two, "pop", [("causaldiffrec", "lightgcn")])[0].startswith(
+        "- **not testable here**")
+    assert drop.present_shifts(per_seed) == ["pop"]
