@@ -1,13 +1,13 @@
 """TTA4SR analysis of a finished `suites/tta.yaml` run: per backbone, each operator against
-that backbone's own no-TTA row (relative change, paired per-user test, Holm-corrected),
-its inference overhead, and NDCG@10 by history length.
+that backbone's own no-TTA row (relative change, paired t-test over training seeds,
+Holm-corrected), the setting validation chose, its inference overhead, and NDCG@10 by
+history length.
 
     python benchmarks/tta_report.py --tracking-uri sqlite:///.bench_cache/mlflow-tta.db \
         [--suite suites/tta.yaml] [--out leaderboards/tta-analysis.md]
 
-`bench leaderboard` has one baseline per suite (sasrec); this report compares every
-GRU4Rec operator with GRU4Rec, not with SASRec. Method labels are `<backbone>` and
-`<backbone>+<operator>`. Overhead: `tta_seconds` / `notta_seconds` are the fastest of
+Method labels are `<backbone>` and `<backbone>+<operator>`; every operator is compared with
+its own backbone (as the suite's per-method `baseline:` does on the leaderboard). Overhead: `tta_seconds` / `notta_seconds` are the fastest of
 `timing_repeats` timings of the same work inside one cell (the machine is shared, so
 seconds are noisy); `passes/user` counts encoder passes and does not depend on load.
 """
@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from harness.leaderboard import experiment_runs, load_per_user, mean_std as fmt  # noqa: E402
-from harness.significance import compare_to_baseline  # noqa: E402
+from harness.leaderboard.aggregate import Row, selected_text  # noqa: E402
+from harness.significance import compare_runs  # noqa: E402
 
 METRICS = ("ndcg@10", "hit_rate@10")
 BUCKETS = ("le50", "le150", "gt150")
@@ -44,24 +45,27 @@ def main() -> None:
     backbones = [m for m in by_method if "+" not in m]
     cmd = " ".join(["python benchmarks/tta_report.py", *sys.argv[1:]])
     lines = [f"`{cmd}`", "", "# TTA4SR analysis: each operator vs its own backbone without TTA", "",
-             "Test split, mean ± std over the suite's seeds. Δ = relative change of the mean "
-             "against the backbone's no-TTA row; p = two-sided paired t-test on per-user values "
-             "(averaged over seeds), Holm-corrected per backbone and metric. Overhead: fastest "
-             "of the cell's repeated timings; passes = encoder forward passes per user.", ""]
+             "Test split, mean ± std over the suite's seeds (each seed trains its own backbone). "
+             "Δ = relative change of the mean against the backbone's no-TTA row; p = two-sided "
+             "paired t-test over training seeds (runs paired by seed), Holm-corrected per "
+             "backbone and metric. chosen = the setting each run picked on validation (runs). "
+             "Overhead: fastest of the cell's repeated timings (wall, shared machine); passes = "
+             "encoder forward passes per user.", ""]
     for bb in backbones:
         ops = sorted([m for m in by_method if m.startswith(bb + "+")])
         names = [bb, *ops]
-        per_user = {}
+        per_seed: dict = {}
         for name in names:
-            loaded = [load_per_user(client, r.run_id) for r in by_method[name]]
-            if all(p is not None for p in loaded):
-                per_user[name] = {m: [p[m] for p in loaded] for m in METRICS}
-        comps = {(c.method, c.metric): c for c in compare_to_baseline(per_user, bb, METRICS)}
+            loaded = {r.seed: load_per_user(client, r.run_id) for r in by_method[name]}
+            if all(p is not None for p in loaded.values()):
+                per_seed[name] = {m: {s: p[m] for s, p in loaded.items()} for m in METRICS}
+        comps = {(c.method, c.metric): c
+                 for c in compare_runs(per_seed, {n: bb for n in ops}, METRICS, unit="seeds")}
         base = {m: statistics.fmean(r.metrics[m] for r in by_method[bb]) for m in METRICS}
         lines += [f"## {bb}", "",
-                  "| operator | NDCG@10 | Δ | p | HR@10 | Δ | p | passes | TTA s | no-TTA s | "
-                  "overhead × | similarity s | seeds |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| operator | NDCG@10 | Δ | p | HR@10 | Δ | p | chosen | passes | TTA s | "
+                  "no-TTA s | overhead × | similarity s | seeds |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name in names:
             rs = by_method[name]
             row = [name.split("+", 1)[1] if "+" in name else "none"]
@@ -73,9 +77,10 @@ def main() -> None:
                     continue
                 delta = statistics.fmean(vals) / base[m] - 1
                 c = comps.get((name, m))
-                row += [f"{delta:+.1%}", "–" if c is None else f"{c.p_holm:.2g}"]
+                row += [f"{delta:+.1%}", "–" if c is None or c.p_holm != c.p_holm
+                        else f"{c.p_holm:.2g}"]
             g = lambda k: [r.metrics[k] for r in rs if k in r.metrics]  # noqa: E731
-            row += [fmt(g("tta_passes_per_user"), 0), fmt(g("tta_seconds"), 2),
+            row += [selected_text(Row(name, rs)), fmt(g("tta_passes_per_user"), 0), fmt(g("tta_seconds"), 2),
                     fmt(g("notta_seconds"), 2), fmt(g("tta_overhead_ratio"), 1),
                     fmt(g("tta_similarity_seconds"), 2), str(len(rs))]
             lines.append("| " + " | ".join(row) + " |")

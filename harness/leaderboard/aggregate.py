@@ -246,7 +246,7 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def _selected_text(row: Row) -> str:
+def selected_text(row: Row) -> str:
     """What each run chose on validation: its ``selected_<knob>`` metrics (a range as
     ``selected_<knob>_lo``/``_hi``), with how many runs chose each setting, e.g.
     ``ratio 0.5 (2), ratio 0.7 (1)``."""
@@ -275,7 +275,7 @@ COLUMNS: list[Column] = [
     Column("optimiser steps", lambda row: _mean_text(row, "optimizer_steps")),
     Column("epochs best/run/budget", _epochs_text),
     Column("train s", lambda row: mean_std(_run_values(row, "train_seconds"), 1)),
-    Column("chosen on valid (runs)", _selected_text, optional=True),
+    Column("chosen on valid (runs)", selected_text, optional=True),
 ]
 
 #: a row flag: (row, board) -> short text, or None when the row is fine
