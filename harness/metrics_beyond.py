@@ -100,3 +100,15 @@ class HeldOutPositives:
         flat_users = users.cpu().reshape(-1, *([1] * (items.dim() - 1))).expand_as(items)
         hit = self.positives.contains(flat_users.reshape(-1), items.reshape(-1))
         return int(hit.sum()), int(items.numel())
+
+    def count_batches(self, batches: list[tuple[torch.Tensor, Any]]) -> tuple[int, int]:
+        """:meth:`count` summed over ``(users, negatives)`` batches, in one membership
+        test when every batch's negatives are item-id tensors of the same trailing shape
+        (one call per epoch instead of one per batch)."""
+        items = [getattr(neg, "items", neg) for _, neg in batches]
+        if batches and all(isinstance(i, torch.Tensor) for i in items) \
+                and len({tuple(i.shape[1:]) for i in items}) == 1:
+            return self.count(torch.cat([u.cpu() for u, _ in batches]),
+                              torch.cat([i.cpu() for i in items]))
+        counts = [self.count(u, neg) for u, neg in batches]
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)

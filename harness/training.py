@@ -8,7 +8,7 @@ import copy
 import math
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -71,14 +71,25 @@ def fit(model: torch.nn.Module, train_epoch: Callable[[int], float], dataset: An
 
 
 def minibatch_epoch(n: int, batch_size: int, generator: torch.Generator, opt: Any,
-                    batch_loss: Callable[[torch.Tensor], torch.Tensor]) -> float:
+                    batch_loss: Callable[..., torch.Tensor],
+                    columns: Sequence[torch.Tensor] = ()) -> float:
     """One pass over ``n`` training examples in mini-batches of a fresh random order
     (``generator``): ``batch_loss(indices)`` gives the batch's loss, the optimiser takes one
-    step per batch. Returns the mean batch loss (the value ``fit`` logs per epoch)."""
+    step per batch. Returns the mean batch loss (the value ``fit`` logs per epoch).
+
+    With ``columns`` (tensors of length ``n``, e.g. the users and items of the training
+    pairs), each is permuted once per epoch and ``batch_loss`` receives the batch's slice
+    of every column instead of the indices: the same rows in the same order, but one
+    gather of ``n`` rows per epoch instead of one per column and batch (views per batch).
+    """
     order = torch.randperm(n, generator=generator)
+    permuted = [column[order] for column in columns]
     total, batches = 0.0, 0
     for start in range(0, n, batch_size):
-        loss = batch_loss(order[start:start + batch_size])
+        if permuted:
+            loss = batch_loss(*(column[start:start + batch_size] for column in permuted))
+        else:
+            loss = batch_loss(order[start:start + batch_size])
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -103,6 +103,48 @@ def mean_readout(layers: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(layers, dim=0).mean(dim=0)
 
 
+class _SymmetricMeanPropagation(torch.autograd.Function):
+    """mean(E⁰..Eᴸ) with Eˡ⁺¹ = Â Eˡ (Â symmetric, constant) in one autograd node.
+
+    Forward sums the layers as they are made, in layer order, then divides by L+1;
+    backward is Horner's rule: every layer receives S = G/(L+1) from the mean, and layer
+    l also Â·(gradient of layer l+1), so the gradient of E⁰ is S + Â(S + Â(S + ...)): the
+    same L products and two-term sums autograd computes through ``propagate`` +
+    ``mean_readout``, without the [L+1, N, d] stack, its mean and their backward copies.
+    Gradients are bit-identical to that path; so are the values whenever torch's stacked
+    sum also adds the rows in order (widths that are multiples of 8, or up to 3 layers:
+    every shipped suite); otherwise they differ in the last bits
+    (``tests/test_pairwise_speed.py``).
+    """
+
+    @staticmethod
+    def forward(ctx, csr: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:  # type: ignore[override]
+        ctx.csr, ctx.count = csr, n_layers + 1
+        layer, total = ego, ego
+        for _ in range(n_layers):
+            layer = csr @ layer
+            total = total + layer
+        return total / ctx.count
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        share = grad / ctx.count
+        layer_grad = share
+        for _ in range(ctx.count - 1):
+            layer_grad = share + ctx.csr @ layer_grad
+        return None, layer_grad, None
+
+
+def propagate_mean(adj: torch.Tensor, ego: torch.Tensor, n_layers: int) -> torch.Tensor:
+    """``mean_readout(propagate(adj, ego, n_layers))``, in one fused step when ``adj`` was
+    marked symmetric (:func:`mark_symmetric`) and carries no gradient: same values and
+    gradients, less memory traffic."""
+    csr = _SYMMETRIC_CSR.get(adj)
+    if csr is not None and not adj.requires_grad:
+        return _SymmetricMeanPropagation.apply(csr, ego, n_layers)
+    return mean_readout(propagate(adj, ego, n_layers))
+
+
 class LightGCN(torch.nn.Module):
     """LightGCN (He et al. 2020): ego embeddings propagated over Â, layer-mean readout,
     BPR with L2 on the ego embeddings of the batch.
@@ -140,7 +182,10 @@ class LightGCN(torch.nn.Module):
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.training and self._cache is not None:
             return self._cache
-        final = mean_readout(self.layer_embeddings())
+        if type(self).layer_embeddings is LightGCN.layer_embeddings:
+            final = propagate_mean(self.adj, self.ego(), self.n_layers)
+        else:  # a subclass propagates its own way (DR-GNN's reweighted graph)
+            final = mean_readout(self.layer_embeddings())
         out = (final[: self.n_users], final[self.n_users:])
         self._cache = None if self.training else out
         return out
@@ -162,25 +207,29 @@ class LightGCN(torch.nn.Module):
         self._cache = None  # restored weights (best epoch) invalidate the propagation cache
         return super().load_state_dict(*args, **kwargs)
 
-    def pairwise_loss(self, users, pos, neg):
-        """(ranking loss, L2 of the batch's ego embeddings). ``neg`` is item ids ``[B]`` /
-        ``[B, n]``, or MixGCF's :class:`~harness.blocks.negatives.MixedNegatives`."""
+    def pairwise_loss(self, users, pos, neg, with_reg: bool = True):
+        """(ranking loss, L2 of the batch's ego embeddings; ``None`` when ``with_reg`` is
+        off). ``neg`` is item ids ``[B]`` / ``[B, n]``, or MixGCF's
+        :class:`~harness.blocks.negatives.MixedNegatives`."""
         from .negatives import MixedNegatives
-        from .pairwise import embedding_l2, ranking_loss
+        from .pairwise import embedding_l2, gather_rows, ranking_loss
 
         if isinstance(neg, MixedNegatives):
             return self._mixed_pairwise_loss(users, pos, neg)
         u_all, i_all = self.embeddings()
-        u, p, n = u_all[users], i_all[pos], i_all[neg]
+        u, p, n = gather_rows(u_all, users), gather_rows(i_all, pos), gather_rows(i_all, neg)
         pos_s = (u * p).sum(-1)
         neg_s = (u.unsqueeze(1) * n).sum(-1) if n.dim() == 3 else (u * n).sum(-1)
+        if not with_reg:
+            return ranking_loss(pos_s, neg_s, self.loss_kind, self.margin), None
         return (ranking_loss(pos_s, neg_s, self.loss_kind, self.margin),
-                embedding_l2(self.user(users), self.item(pos), self.item(neg)))
+                embedding_l2(gather_rows(self.user.weight, users),
+                             gather_rows(self.item.weight, pos), gather_rows(self.item.weight, neg)))
 
     def _mixed_pairwise_loss(self, users, pos, neg):
         """The ranking loss against MixGCF's synthetic negatives: they are rebuilt from this
         step's layer embeddings, so the gradient reaches the positive and the candidates."""
-        from .pairwise import embedding_l2, ranking_loss
+        from .pairwise import embedding_l2, gather_rows, ranking_loss
 
         layers = self.layer_embeddings()
         final = mean_readout(layers)
@@ -190,7 +239,8 @@ class LightGCN(torch.nn.Module):
         neg_s = (u.unsqueeze(1) * n).sum(-1)
         if neg_s.shape[1] == 1:
             neg_s = neg_s[:, 0]
-        reg = embedding_l2(self.user(users), self.item(pos), hops[:, :, 0, :].reshape(len(users), -1))
+        reg = embedding_l2(gather_rows(self.user.weight, users), gather_rows(self.item.weight, pos),
+                           hops[:, :, 0, :].reshape(len(users), -1))
         return ranking_loss((u * p).sum(-1), neg_s, self.loss_kind, self.margin), reg
 
 

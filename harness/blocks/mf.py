@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .pairwise import embedding_l2, ranking_loss
+from .pairwise import embedding_l2, gather_rows, ranking_loss
 
 
 class MF(nn.Module):
@@ -27,8 +27,11 @@ class MF(nn.Module):
     def score(self, users: torch.Tensor) -> torch.Tensor:
         return self.user(users) @ self.item.weight.T
 
-    def pairwise_loss(self, users, pos, neg):
-        u, p, n = self.user(users), self.item(pos), self.item(neg)
+    def pairwise_loss(self, users, pos, neg, with_reg: bool = True):
+        """(ranking loss, L2 of the batch's embeddings; ``None`` when ``with_reg`` is off)."""
+        u, p, n = (gather_rows(self.user.weight, users), gather_rows(self.item.weight, pos),
+                   gather_rows(self.item.weight, neg))
         pos_s = (u * p).sum(-1)
         neg_s = (u.unsqueeze(1) * n).sum(-1) if n.dim() == 3 else (u * n).sum(-1)
-        return ranking_loss(pos_s, neg_s, self.loss_kind, self.margin), embedding_l2(u, p, n)
+        return (ranking_loss(pos_s, neg_s, self.loss_kind, self.margin),
+                embedding_l2(u, p, n) if with_reg else None)
