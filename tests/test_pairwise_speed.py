@@ -186,3 +186,32 @@ def test_training_run_equals_the_plain_loop_bit_for_bit(kind, reg_weight, datase
     assert history["epochs_run"] == 3 and history["best_epoch"] == 2
     for (name, a), (_, b) in zip(fast.state_dict().items(), plain.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def _full_rescan_resample(positives, users, items, draw, max_rounds=100):
+    """The resampling loop as it was: re-test the whole batch every round."""
+    items = items.clone()
+    for _ in range(max_rounds):
+        bad = positives.contains(users, items)
+        if not bad.any():
+            return items
+        items[bad] = draw(int(bad.sum()))
+    raise RuntimeError("could not draw negatives")
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_resample_draws_what_a_full_rescan_draws(n, dataset):
+    """Re-testing only the redrawn slots gives the same negatives from the same stream, and
+    never a training positive (dense users: several rounds are needed)."""
+    positives = dataset.positive_set
+    users = dataset.train_pairs()[0].repeat(3)
+    outs = []
+    for resample in (positives.resample, lambda *a: _full_rescan_resample(positives, *a)):
+        g = torch.Generator().manual_seed(7)
+        draw = lambda size: torch.randint(dataset.n_items, (size,), generator=g)  # noqa: E731
+        first = draw(len(users) * n).reshape(len(users), n)
+        assert positives.contains(users, first).sum() > 10  # the test exercises resampling
+        outs.append((resample(users, first, draw), torch.randint(1 << 30, (1,), generator=g)))
+    assert torch.equal(outs[0][0], outs[1][0])
+    assert torch.equal(outs[0][1], outs[1][1])  # the stream is left where the old loop left it
+    assert not positives.contains(users, outs[0][0]).any()

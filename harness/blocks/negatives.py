@@ -43,13 +43,24 @@ class PositiveSet:
         return (self.keys[pos] == query.reshape(-1)).reshape(items.shape)
 
     def resample(self, users: torch.Tensor, items: torch.Tensor, draw, max_rounds: int = 100) -> torch.Tensor:
-        """Replace items that are positives of their user by fresh draws from ``draw(n)``."""
+        """Replace items that are positives of their user by fresh draws from ``draw(n)``.
+
+        Each round draws for every slot still holding a positive, in row-major order, and
+        re-tests only those slots (the others are settled): the draws of testing the whole
+        batch every round, for a fraction of the work (a few % of slots after round one).
+        """
         items = items.clone()
+        flat = items.view(-1)
+        owners = users.reshape(-1, *([1] * (items.dim() - 1))).expand(items.shape).reshape(-1)
+        slots = self.contains(owners, flat).nonzero().squeeze(1)
         for _ in range(max_rounds):
-            bad = self.contains(users, items)
-            if not bad.any():
+            if len(slots) == 0:
                 return items
-            items[bad] = draw(int(bad.sum()))
+            fresh = draw(len(slots))
+            flat[slots] = fresh
+            slots = slots[self.contains(owners[slots], fresh)]
+        if len(slots) == 0:
+            return items
         raise RuntimeError("could not draw negatives: some users have (almost) every item as a positive")
 
 
