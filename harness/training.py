@@ -8,7 +8,7 @@ import copy
 import math
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -96,6 +96,20 @@ def minibatch_epoch(n: int, batch_size: int, generator: torch.Generator, opt: An
         total += loss.item()
         batches += 1
     return total / max(batches, 1)
+
+
+def fused_adam(params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
+    """``torch.optim.Adam`` with torch's fused kernel when every parameter allows it
+    (floating point, on CPU or CUDA), the plain for-loop implementation otherwise.
+
+    Why: the default CPU Adam runs seven whole-tensor passes per parameter per step
+    (lerp, mul, addcmul, sqrt, div, add, addcdiv); the fused kernel makes one. Same update
+    rule, different float rounding (results differ from the for-loop Adam in the last
+    bits, ~1e-7 relative per step). It was ~20% of a BPR-MF step on ml-100k."""
+    params = [q for q in params]
+    fusable = bool(params) and all(q.is_floating_point() and q.device.type in ("cpu", "cuda")
+                                   for q in params)
+    return torch.optim.Adam(params, lr=lr, fused=True if fusable else None)
 
 
 @contextmanager

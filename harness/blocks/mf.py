@@ -4,8 +4,54 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .pairwise import embedding_l2, gather_rows, ranking_loss
+
+
+class _BPRStep(torch.autograd.Function):
+    """BPR loss ``-log σ(u·p − u·n)`` (mean over the batch) and the batch's L2
+    ``(|u|² + |p|² + |n|²)/2/B`` for matrix factorisation, as one autograd node whose
+    backward is written out: dL/dx = −σ(−x)/B per pair, scattered into the two tables.
+
+    Why: a BPR-MF step on ml-100k is ~40 small tensor ops, each paying dispatch and a
+    trip through memory; autograd's version of this loss alone is ~25 of them (gathers,
+    two products and sums, their backward copies, two zero-filled item gradients added
+    together). This node does the same maths in about half the ops. Same values as the
+    autograd formulation up to float rounding (u·(p−n) is summed once, the item gradient
+    is accumulated in one buffer), so a seed's numbers differ from the plain path in the
+    last bits (``tests/test_pairwise_speed.py`` checks values and gradients to 1e-6).
+    """
+
+    @staticmethod
+    def forward(ctx, user_w, item_w, users, pos, neg, with_reg: bool):  # type: ignore[override]
+        ctx.set_materialize_grads(False)
+        u, p, n = user_w.index_select(0, users), item_w.index_select(0, pos), item_w.index_select(0, neg)
+        diff = p - n
+        x = (u * diff).sum(-1)
+        loss = -F.logsigmoid(x).mean()
+        reg = ((u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / 2 / len(users)
+               if with_reg else loss.new_zeros(()))
+        ctx.save_for_backward(users, pos, neg, u, p, n, diff, x)
+        ctx.shapes = (user_w.shape, item_w.shape)
+        return loss, reg
+
+    @staticmethod
+    def backward(ctx, g_loss, g_reg):  # type: ignore[override]
+        users, pos, neg, u, p, n, diff, x = ctx.saved_tensors
+        batch = len(users)
+        coef = torch.sigmoid(-x)
+        coef = coef.mul_(-g_loss / batch if g_loss is not None else 0.0).unsqueeze(1)
+        g_user, g_pos = coef * diff, coef * u
+        g_neg = g_pos.neg()
+        if g_reg is not None:  # d reg / d row = row / B
+            scale = g_reg / batch
+            g_user.add_(u * scale)
+            g_pos.add_(p * scale)
+            g_neg.add_(n * scale)
+        grad_user = u.new_zeros(ctx.shapes[0]).index_add_(0, users, g_user)
+        grad_item = u.new_zeros(ctx.shapes[1]).index_add_(0, pos, g_pos).index_add_(0, neg, g_neg)
+        return grad_user, grad_item, None, None, None, None
 
 
 class MF(nn.Module):
@@ -28,7 +74,14 @@ class MF(nn.Module):
         return self.user(users) @ self.item.weight.T
 
     def pairwise_loss(self, users, pos, neg, with_reg: bool = True):
-        """(ranking loss, L2 of the batch's embeddings; ``None`` when ``with_reg`` is off)."""
+        """(ranking loss, L2 of the batch's embeddings; ``None`` when ``with_reg`` is off).
+
+        BPR with one negative per pair on CPU takes the fused :class:`_BPRStep`; hinge,
+        several negatives per pair and other devices take plain autograd."""
+        if (self.loss_kind == "bpr" and neg.dim() == 1 and self.user.weight.device.type == "cpu"
+                and torch.is_grad_enabled()):
+            loss, reg = _BPRStep.apply(self.user.weight, self.item.weight, users, pos, neg, with_reg)
+            return loss, (reg if with_reg else None)
         u, p, n = (gather_rows(self.user.weight, users), gather_rows(self.item.weight, pos),
                    gather_rows(self.item.weight, neg))
         pos_s = (u * p).sum(-1)

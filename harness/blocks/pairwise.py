@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from ..api import BenchError, NonNegativeFloat, Params, PositiveInt, Rate
-from ..training import fit, minibatch_epoch
+from ..training import fit, fused_adam, minibatch_epoch
 
 
 class PairwiseParams(Params):
@@ -98,7 +98,7 @@ def check_sampler(sampler: str, model: Any, ctx: Any) -> None:
 def train_pairwise(model: torch.nn.Module, dataset: Any, ctx: Any, p: PairwiseParams) -> dict:
     check_sampler(p.sampler, model, ctx)
     users, items = dataset.train_pairs()
-    opt = torch.optim.Adam(model.parameters(), lr=p.lr)
+    opt = fused_adam(model.parameters(), lr=p.lr)
     rng = ctx.rng("train.order")
     pairwise_loss = _loss_function(model, need_reg=bool(p.reg_weight))
     sampler_params = dict(p.sampler_params, n=p.n_negatives)
