@@ -1,7 +1,8 @@
 """Parity of bench's BPR-MF, LightGCN and SASRec with RecBole 1.2.1 on MovieLens-100k.
 
     PARITY_THREADS=1 python benchmarks/recbole_parity/run.py [--epochs N | --max-epochs N]
-        [--models bpr,lightgcn,sasrec] [--sides bench,recbole] [--table]
+        [--models bpr,lightgcn,sasrec] [--sides bench,recbole] [--bench-set KEY=VALUE]
+        [--out FILE] [--table]
 
 Both libraries get the *same split* (bench's frozen split exported as RecBole benchmark
 files), the same embedding size, epochs, batch size, learning rate, patience and metrics,
@@ -189,8 +190,21 @@ def main() -> None:
                     help="comma list of bpr_mf (alias bpr), lightgcn, sasrec")
     ap.add_argument("--sides", default="bench,recbole", help="run only one library: bench or recbole")
     ap.add_argument("--out", default=str(HERE / "results.json"))
+    ap.add_argument("--bench-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a bench-side method param only (e.g. reg_weight=1e-4, the "
+                         "quickstart/default BPR-MF setting; RecBole's BPR has no L2); "
+                         "repeatable; use with --out to keep the parity rows apart")
     ap.add_argument("--table", action="store_true", help="only print the table from --out")
     args = ap.parse_args()
+    bench_set = {}
+    for item in args.bench_set:
+        key, _, value = item.partition("=")
+        if not key or not value:
+            raise SystemExit(f"--bench-set: expected KEY=VALUE, got '{item}'")
+        try:
+            bench_set[key] = json.loads(value)
+        except json.JSONDecodeError:
+            bench_set[key] = value
     out = Path(args.out)
     if args.table:
         print(table(json.loads(out.read_text())))
@@ -226,13 +240,17 @@ def main() -> None:
                    when=time.strftime("%Y-%m-%d %H:%M"), load_avg=os.getloadavg()[0])
         try:
             if "bench" in sides:
-                row["bench"] = run_bench(cell, registry)
+                bench_cell = dataclasses.replace(cell, method_params=dict(p, **bench_set))
+                row["bench"] = run_bench(bench_cell, registry)
+                if bench_set:
+                    row["bench"]["overrides"] = bench_set
                 b = row["bench"]
                 print(f"bench {method}: ndcg@10 {b['ndcg@10']:.4f} recall@20 {b['recall@20']:.4f} "
                       f"{b['seconds_per_epoch']:.3f} s/epoch eval {b['eval_seconds']:.3f}s "
                       f"({b['epochs_run']} epochs, {b['wall_seconds']:.0f}s wall)", flush=True)
                 save_row(out, row)
             if "recbole" in sides:
+                row["load_avg_recbole"] = os.getloadavg()[0]
                 t0 = time.perf_counter()
                 rb = run_recbole(method, recbole_config(method, p, folder, epochs), folder.name, exclude)
                 rb["wall_seconds"] = time.perf_counter() - t0
