@@ -30,27 +30,35 @@ class _BPRStep(torch.autograd.Function):
         diff = p - n
         x = (u * diff).sum(-1)
         loss = -F.logsigmoid(x).mean()
-        reg = ((u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / 2 / len(users)
-               if with_reg else loss.new_zeros(()))
-        ctx.save_for_backward(users, pos, neg, u, p, n, diff, x)
+        if with_reg:
+            reg = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / 2 / len(users)
+            ctx.save_for_backward(users, pos, neg, u, diff, x, p, n)
+        else:  # p and n are not needed again: freed now, their memory reused while warm
+            reg = loss.new_zeros(())
+            ctx.save_for_backward(users, pos, neg, u, diff, x)
         ctx.shapes = (user_w.shape, item_w.shape)
         return loss, reg
 
     @staticmethod
     def backward(ctx, g_loss, g_reg):  # type: ignore[override]
-        users, pos, neg, u, p, n, diff, x = ctx.saved_tensors
+        users, pos, neg, u, diff, x, *rows = ctx.saved_tensors
         batch = len(users)
         coef = torch.sigmoid(-x)
         coef = coef.mul_(-g_loss / batch if g_loss is not None else 0.0).unsqueeze(1)
-        g_user, g_pos = coef * diff, coef * u
-        g_neg = g_pos.neg()
-        if g_reg is not None:  # d reg / d row = row / B
+        g_user, g_pos = coef * diff, coef * u  # d/dn = -d/dp: index_add_ with alpha=-1 below
+        g_neg_reg = None
+        if g_reg is not None and rows:  # d reg / d row = row / B
+            p, n = rows
             scale = g_reg / batch
             g_user.add_(u * scale)
-            g_pos.add_(p * scale)
-            g_neg.add_(n * scale)
+            g_neg_reg = n * scale
+            g_pos_only = g_pos + p * scale
         grad_user = u.new_zeros(ctx.shapes[0]).index_add_(0, users, g_user)
-        grad_item = u.new_zeros(ctx.shapes[1]).index_add_(0, pos, g_pos).index_add_(0, neg, g_neg)
+        grad_item = u.new_zeros(ctx.shapes[1])
+        if g_neg_reg is None:
+            grad_item.index_add_(0, pos, g_pos).index_add_(0, neg, g_pos, alpha=-1)
+        else:
+            grad_item.index_add_(0, pos, g_pos_only).index_add_(0, neg, g_neg_reg.sub_(g_pos))
         return grad_user, grad_item, None, None, None, None
 
 
