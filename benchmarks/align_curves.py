@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.leaderboard import experiment_runs, mean_std  # noqa: E402
+from plugins.trpa import max_drawdown  # noqa: E402  (the figure the cells log as valid_drawdown)
 
 CURVES = {"preference": ["curve_kl_target", "curve_expected_reward"],
           "reasoning": ["valid_accuracy", "train_level_1", "train_reward"]}
@@ -59,14 +60,6 @@ def hold_last(curve: dict[int, float], grid: list[int]) -> dict[int, float]:
         if last is not None:
             out[s] = last
     return out
-
-
-def max_drawdown(curve: list[float]) -> float:
-    best, worst = float("-inf"), 0.0
-    for v in curve:
-        best = max(best, v)
-        worst = max(worst, best - v)
-    return worst
 
 
 def main() -> None:
