@@ -9,6 +9,11 @@ import torch.nn.functional as F
 from .pairwise import embedding_l2, gather_rows, ranking_loss
 
 
+def _sum_sq(rows: torch.Tensor) -> torch.Tensor:
+    flat = rows.reshape(-1)
+    return torch.dot(flat, flat)
+
+
 class _BPRStep(torch.autograd.Function):
     """BPR loss ``-log σ(u·p − u·n)`` (mean over the batch) and the batch's L2
     ``(|u|² + |p|² + |n|²)/2/B`` for matrix factorisation, as one autograd node whose
@@ -30,8 +35,8 @@ class _BPRStep(torch.autograd.Function):
         diff = p - n
         x = (u * diff).sum(-1)
         loss = -F.logsigmoid(x).mean()
-        if with_reg:
-            reg = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / 2 / len(users)
+        if with_reg:  # sums of squares as dot products: no squared copies of the rows
+            reg = (_sum_sq(u) + _sum_sq(p) + _sum_sq(n)) / 2 / len(users)
             ctx.save_for_backward(users, pos, neg, u, diff, x, p, n)
         else:  # p and n are not needed again: freed now, their memory reused while warm
             reg = loss.new_zeros(())
@@ -46,19 +51,19 @@ class _BPRStep(torch.autograd.Function):
         coef = torch.sigmoid(-x)
         coef = coef.mul_(-g_loss / batch if g_loss is not None else 0.0).unsqueeze(1)
         g_user, g_pos = coef * diff, coef * u  # d/dn = -d/dp: index_add_ with alpha=-1 below
-        g_neg_reg = None
-        if g_reg is not None and rows:  # d reg / d row = row / B
+        g_neg = None
+        if g_reg is not None and rows:  # d reg / d row = row / B, added in place
             p, n = rows
-            scale = g_reg / batch
-            g_user.add_(u * scale)
-            g_neg_reg = n * scale
-            g_pos_only = g_pos + p * scale
+            scale = float(g_reg) / batch
+            g_neg = torch.mul(n, scale).sub_(g_pos)
+            g_user.add_(u, alpha=scale)
+            g_pos.add_(p, alpha=scale)
         grad_user = u.new_zeros(ctx.shapes[0]).index_add_(0, users, g_user)
-        grad_item = u.new_zeros(ctx.shapes[1])
-        if g_neg_reg is None:
-            grad_item.index_add_(0, pos, g_pos).index_add_(0, neg, g_pos, alpha=-1)
+        grad_item = u.new_zeros(ctx.shapes[1]).index_add_(0, pos, g_pos)
+        if g_neg is None:
+            grad_item.index_add_(0, neg, g_pos, alpha=-1)
         else:
-            grad_item.index_add_(0, pos, g_pos_only).index_add_(0, neg, g_neg_reg.sub_(g_pos))
+            grad_item.index_add_(0, neg, g_neg)
         return grad_user, grad_item, None, None, None, None
 
 
