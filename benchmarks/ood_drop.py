@@ -165,6 +165,36 @@ def claims(drops: dict, metric: str) -> list[str]:
     return out
 
 
+def representation_table(uri: str, suite: str) -> list[str]:
+    """Per CausalDiffRec arm: representation updates per run and the outer loss after
+    the first, middle and last representation epoch (mean over runs), so the board's
+    readers see whether the fixed update budget had flattened the loss."""
+    client, runs = experiment_runs(uri, suite)
+    rows: dict = defaultdict(list)
+    for r in runs:
+        if "representation_updates" not in r.metrics:
+            continue
+        history = sorted((m.step, m.value) for m in client.get_metric_history(r.run_id, "rep_outer_loss"))
+        if not history:
+            continue
+        mid = history[len(history) // 2 - 1] if len(history) > 1 else history[0]
+        rows[(r.method, r.dataset)].append((r.metrics["representation_updates"], history[0][1],
+                                            mid, history[-1], r.metrics.get("representation_seconds")))
+    lines = ["| arm | split | runs | updates per run | outer loss: epoch 1 → middle → last | rep. stage wall s |",
+             "|---|---|---|---|---|---|"]
+    for (method, dataset), vals in sorted(rows.items()):
+        ups = sorted({int(v[0]) for v in vals})
+        first = statistics.mean(v[1] for v in vals)
+        mid = statistics.mean(v[2][1] for v in vals)
+        last = statistics.mean(v[3][1] for v in vals)
+        wall = [v[4] for v in vals if v[4] is not None]
+        wall_s = f"{statistics.mean(wall):.0f}" if wall else "–"
+        lines.append(f"| {method} | {dataset} | {len(vals)} | {', '.join(map(str, ups))} | "
+                     f"{first:.4f} → {mid:.4f} (epoch {vals[0][2][0] + 1}) → {last:.4f} "
+                     f"(epoch {vals[0][3][0] + 1}) | {wall_s} |")
+    return lines
+
+
 def diagnostics_table(diag: dict) -> list[str]:
     cols = ["n_train", "n_valid", "n_test", "test_users", "test_events_per_user", "test_item_gini",
             "train_item_gini", "test_pop_max_over_median", "test_mean_train_pop"]
@@ -199,6 +229,7 @@ def main() -> None:
             text += ["", f"### Drop tests over training seeds ({SHIFTS[shift]}, {metric})",
                      *drop_tests(per_seed, shift, [("causaldiffrec", "lightgcn"),
                                                    ("causaldiffrec", "causaldiffrec-noenv")])]
+    text += ["\n## CausalDiffRec's representation stage\n", *representation_table(args.tracking_uri, args.suite)]
     text += ["\n## Split diagnostics (from split_diagnostics.json)\n", *diagnostics_table(diag)]
     out = "\n".join(text) + "\n"
     if args.append:
