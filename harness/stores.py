@@ -237,3 +237,18 @@ def _db_lock(uri: str, backend: str, purpose: str, timeout: float) -> Iterator[N
                 con.exec_driver_sql(release)
     finally:
         engine.dispose()
+
+
+def lost_insert_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is a store's unique-constraint violation: a writer that lost a
+    check-then-insert race, where a retry finds the row and succeeds.
+
+    Two Optuna workers creating a new study database's schema at once, or two cells
+    (``--jobs``, Ray, two drivers) linking the first runs of one split to MLflow's dataset
+    row, which every run of an experiment shares: both see no row, both insert, and the
+    loser fails although nothing is wrong. SQLAlchemy raises ``IntegrityError`` itself;
+    MLflow wraps it in an ``MlflowException`` whose message names it.
+    """
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return ("unique constraint" in text or "duplicate key" in text
+            or "integrityerror" in text)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
 from .names import mlflow_name
-from .stores import StoreError, check_store, describe_failure, store_lock
+from .stores import StoreError, check_store, describe_failure, lost_insert_race, store_lock
 
 STATUS_TAG = "bench.status"
 HASH_TAG = "bench.cell_hash"
@@ -368,27 +368,13 @@ class CellLog:
                 self.client.log_inputs(self.run_id, datasets=inputs)
                 return
             except Exception as exc:  # noqa: BLE001 - only a lost insert race is retried
-                if attempt + 1 == INPUT_ATTEMPTS or not _lost_insert_race(exc):
+                if attempt + 1 == INPUT_ATTEMPTS or not lost_insert_race(exc):
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
 
 #: how often a cell retries linking its dataset after losing the insert race to another worker
 INPUT_ATTEMPTS = 4
-
-
-def _lost_insert_race(exc: BaseException) -> bool:
-    """Whether ``exc`` is a store's unique-constraint violation.
-
-    A dataset row is shared by every run of an experiment, and MLflow's SQL store inserts it
-    with check-then-insert. Two workers (``--jobs``, Ray, two drivers) logging the first
-    cells of one split at the same moment both see no row and both insert it: the loser
-    gets a unique-constraint error, and its cell would fail although nothing is wrong. On a
-    retry the row exists and is only linked to the run.
-    """
-    text = f"{type(exc).__name__}: {exc}".lower()
-    return ("unique constraint" in text or "duplicate key" in text
-            or "integrityerror" in text)
 
 
 def cell_log(uri: str, run_id: str) -> CellLog:

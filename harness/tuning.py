@@ -30,6 +30,7 @@ from .api import BenchError, resolve_params
 from .registry import Registry
 from .names import mlflow_name
 from .suite import Cell, Suite
+from .stores import lost_insert_race
 
 COUNTED = ("COMPLETE", "PRUNED")  # trial states that use up budget
 
@@ -98,7 +99,7 @@ def open_storage(url: str) -> Any:
             last = exc
             # two workers creating the schema of a new database at once: one of them loses
             # the race with an IntegrityError; the schema exists then, so try again
-            if type(exc).__name__ != "IntegrityError":
+            if not lost_insert_race(exc):
                 break
             time.sleep(0.5 * (attempt + 1))
     raise BenchError(f"tuning storage '{url}' cannot be opened: {type(last).__name__}: "

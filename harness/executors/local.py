@@ -4,8 +4,8 @@
 only waits otherwise) and N - 1 in spawned worker processes. A spawned worker first pays
 a fixed start-up (importing torch, MLflow and ranx, loading ranx's compiled kernels:
 about 5 CPU seconds), so with one worker fewer the grid's cells start at once on every
-core instead of after that start-up; on 2 cores and cells of a few seconds this is the
-difference between ~0.75x and ~0.6x of the sequential wall time. The driver's cell runs
+core instead of after that start-up (2 idle cores, cells of 2.6 s: 0.75x -> 0.68x of the
+sequential wall time; cells of 6.5 s: 0.58x; ``benchmarks/scaleout.py``). The driver's cell runs
 exactly as a sequential run's does (same code, same registry), so its metrics are the
 same bits.
 
