@@ -378,7 +378,7 @@ _LAZY = {
     "Interactions": ".data.interactions", "Dataset": ".data.dataset", "Context": ".context",
     "score_ranking": ".scoring", "full_ranking_topk": ".scoring", "ranx_evaluate": ".scoring",
     "max_cutoff": ".scoring", "MetricName": ".scoring", "HeldOutPositives": ".metrics_beyond",
-    "get_or_build": ".cache", "content_key": ".cache",
+    "get_or_build": ".cache", "content_key": ".cache", "BestOnValidation": ".training",
 }
 
 

@@ -8,7 +8,7 @@ import copy
 import math
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -33,7 +33,7 @@ def fit(model: torch.nn.Module, train_epoch: Callable[[int], float], dataset: An
     if min(epochs, eval_every, patience) < 1:
         raise BenchError(f"epochs ({epochs}), eval_every ({eval_every}) and patience "
                          f"({patience}) must each be at least 1.")
-    best_value, best_epoch, best_state, bad = -float("inf"), -1, None, 0
+    best = BestOnValidation(patience)
     seconds = []
     valid_name = "valid_" + mlflow_name(ctx.valid_metric)
     with count_optimizer_steps() as steps:
@@ -51,23 +51,50 @@ def fit(model: torch.nn.Module, train_epoch: Callable[[int], float], dataset: An
             model.eval()
             value = ctx.validate(model, dataset)
             ctx.report(valid_name, value, epoch)
-            if value > best_value:
-                best_value, best_epoch, bad = value, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                bad += 1
-                if bad >= patience:
-                    break
+            if best.update(value, epoch, model):
+                break
     if steps[0] == 0:
         raise BenchError(f"training ran {len(seconds)} epoch(s) without one optimiser step (an "
                          "empty training split, or a batch loop that never ran?): the model "
                          "is untrained, so the cell fails instead of being recorded as finished.")
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    best.restore(model)
     model.eval()
-    return {"best_epoch": best_epoch, "best_valid": best_value,
+    return {"best_epoch": best.step, "best_valid": best.value,
             "epochs_run": len(seconds), "seconds_per_epoch": sum(seconds) / max(len(seconds), 1),
-            **budget_history(best_epoch, epochs, patience, eval_every)}
+            **budget_history(best.step, epochs, patience, eval_every)}
+
+
+class BestOnValidation:
+    """Model selection on validation with patience, for any training loop: :func:`fit`
+    uses it per epoch, a loop it does not drive (an RL loop per rollout batch, a trl
+    callback) uses it per evaluation, so every arm of a board is stopped and restored by
+    the same rule.
+
+    :meth:`update` keeps a copy of the weights at each new best (strictly greater: the
+    earliest of equal values wins) and says when ``patience`` evaluations in a row have
+    not improved; :meth:`restore` puts the best weights back, so test scoring sees the
+    validation-selected model, never a later, worse one."""
+
+    def __init__(self, patience: int) -> None:
+        if patience < 1:
+            raise BenchError(f"patience must be at least 1, got {patience}.")
+        self.patience = patience
+        self.value, self.step, self.bad = -float("inf"), -1, 0
+        self._state: Optional[dict] = None
+
+    def update(self, value: float, step: int, model: torch.nn.Module) -> bool:
+        """Record the evaluation at ``step``; True when training should stop."""
+        if value > self.value:
+            self.value, self.step, self.bad = value, step, 0
+            self._state = copy.deepcopy(model.state_dict())
+            return False
+        self.bad += 1
+        return self.bad >= self.patience
+
+    def restore(self, model: torch.nn.Module) -> None:
+        """Load the best weights seen (no-op before the first evaluation)."""
+        if self._state is not None:
+            model.load_state_dict(self._state)
 
 
 def minibatch_epoch(n: int, batch_size: int, generator: torch.Generator, opt: Any,

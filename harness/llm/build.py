@@ -265,6 +265,9 @@ def load_llm(cfg: LLMConfig | dict, corpus: Sequence[str] = (), sft_prompts: Seq
     inputs = {"llm": key, "config": cfg.model_dump(exclude={"cache"})}
     (model, tok, info), target, hit = cache.get_or_build(cache_dir, "llm", inputs, build, load,
                                                          key=key)
+    # a fresh build names its cache folder as a loaded one does: trainers that rebuild a
+    # reference model from the policy's config (trl's GRPO) find the same weights either way
+    model.config._name_or_path = str(target)
     return LLM(model.to(device).eval(), tok, "cache" if hit else "config", target, info)
 
 

@@ -43,7 +43,14 @@ class AlignParams(Params):
     eval_every: int = Field(20, ge=0, description="validation accuracy every k rollout batches "
                                                   "(0: off)")
     patience: int = Field(2, ge=1, description="an arm whose best validation lies in the last "
-                                               "`patience` evaluations is flagged still improving")
+                                               "`patience` evaluations is flagged still improving; "
+                                               "with early_stop, evaluations without a new best "
+                                               "before training stops")
+    early_stop: bool = Field(
+        False, description="stop after `patience` validation evaluations without a new best "
+                           "and test the best-on-validation weights (the harness's early "
+                           "stopping, as every recsys arm gets); off: the last policy after "
+                           "`steps` rollout batches")
     sft_mix: list[float] = Field(default_factory=lambda: [0.55, 0.25, 0.10, 0.10],
                                  min_length=4, max_length=4)
     llm: LLMConfig = Field(default_factory=lambda: LLMConfig(
@@ -153,7 +160,8 @@ def align(method: str, params: dict, policy: Policy, dataset, ctx) -> Policy:
     if method != "trl_dpo":  # offline DPO has no rollout batches to update on
         policy.history["updates_per_batch"] = p.updates_per_batch
     policy.history.update(under_training_flag(policy.history.get("valid_" + ctx.valid_metric),
-                                              p.steps, p.eval_every, p.patience))
+                                              p.steps, p.eval_every, p.patience,
+                                              batches_run=rollouts.count if p.early_stop else None))
     return policy
 
 
@@ -162,19 +170,21 @@ VALID_PATIENCE = 2
 
 
 def under_training_flag(curve, steps: int, eval_every: int,
-                        patience: int = VALID_PATIENCE) -> dict[str, float]:
+                        patience: int = VALID_PATIENCE,
+                        batches_run: int | None = None) -> dict[str, float]:
     """The harness's budget fields from a validation curve [(rollout batches done, value)]:
     ``still_improving`` when the first best value came in the last ``patience``
-    evaluations, so a board and its claims can tell a plateaued arm from one the budget
-    cut short; the best and budgeted rollout batches (the board's epochs column) and the
-    curve's largest drawdown (stability). The returned policy is the last one either way
-    (no best-checkpoint restore: that would be a different method). Empty without a curve
-    (``eval_every: 0``)."""
+    evaluations of the budget, so a board and its claims can tell a plateaued arm from one
+    the budget cut short; the best, run (``batches_run``, when early stopping ended the run
+    before ``steps``) and budgeted rollout batches (the board's epochs column) and the
+    curve's largest drawdown (stability). Without ``early_stop`` the returned policy is the
+    last one; with it, the best on validation. Empty without a curve (``eval_every: 0``)."""
     if not curve or not eval_every:
         return {}
     best_done = max(curve, key=lambda sv: (sv[1], -sv[0]))[0]
+    run = steps if batches_run is None else batches_run
     # after k rollout batches the last one done is batch k - 1 (0-based, like an epoch)
-    return {"best_epoch": float(best_done - 1), "epochs_run": float(steps),
+    return {"best_epoch": float(best_done - 1), "epochs_run": float(run),
             "valid_drawdown": max_drawdown([v for _, v in sorted(curve)]),
             **budget_history(best_done - 1, steps, patience, eval_every)}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from harness.api import BestOnValidation
 from harness.llm import Policy, response_logprobs, sample_responses
 from harness.tasks.levels import level_pairs
 
@@ -34,14 +35,22 @@ def log_rollout_stats(ctx, policy: Policy, step: int, grades, extra: dict) -> No
             policy.log(k, step, stats[k])
 
 
-def validate_every(ctx, policy: Policy, data, step: int, every: int, last: bool) -> None:
-    """Greedy accuracy on the validation problems (never test), as a convergence curve."""
-    if every and (step % every == 0 or last):
-        policy.model.eval()
-        with not_a_rollout(policy.model):
-            value = ctx.validate(policy, data)
-        ctx.report("valid_" + ctx.valid_metric, value, step)
-        policy.log("valid_" + ctx.valid_metric, step, value)
+def validate_every(ctx, policy: Policy, data, step: int, every: int, last: bool) -> float | None:
+    """The suite's validation metric on the validation problems (never test) after ``step``
+    rollout batches, as a convergence curve; None when no evaluation is due."""
+    if not every or not (step % every == 0 or last):
+        return None
+    policy.model.eval()
+    with not_a_rollout(policy.model):
+        value = ctx.validate(policy, data)
+    ctx.report("valid_" + ctx.valid_metric, value, step)
+    policy.log("valid_" + ctx.valid_metric, step, value)
+    return value
+
+
+def stopper(p) -> BestOnValidation | None:
+    """Early stopping on validation for an online arm (``early_stop``), else None."""
+    return BestOnValidation(p.patience) if p.early_stop and p.eval_every else None
 
 
 def train_trpa(policy: Policy, data, p, ctx) -> Policy:
@@ -51,8 +60,11 @@ def train_trpa(policy: Policy, data, p, ctx) -> Policy:
     policy.init_model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, betas=(0.9, 0.999), weight_decay=0.01)
     g = ctx.rng("trpa.prompts")
+    best = stopper(p)
     for step in range(p.steps):
-        validate_every(ctx, policy, data, step, p.eval_every, False)
+        value = validate_every(ctx, policy, data, step, p.eval_every, False)
+        if best is not None and value is not None and best.update(value, step, model):
+            break
         idx = torch.randint(len(data.train), (p.prompts_per_step,), generator=g).tolist()
         problems = [data.train[i] for i in idx]
         s, grades = rollout(policy, data, problems, p.samples_per_prompt, p.max_new_tokens,
@@ -76,5 +88,11 @@ def train_trpa(policy: Policy, data, p, ctx) -> Policy:
             opt.step()
         model.eval()
         log_rollout_stats(ctx, policy, step, grades, {**stats, "train_loss": float(loss.detach())})
-    validate_every(ctx, policy, data, p.steps, p.eval_every, True)
+    else:  # the whole budget ran: one last evaluation
+        value = validate_every(ctx, policy, data, p.steps, p.eval_every, True)
+        if best is not None and value is not None:
+            best.update(value, p.steps, model)
+    if best is not None:
+        best.restore(model)
+    model.eval()
     return policy

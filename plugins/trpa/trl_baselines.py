@@ -26,9 +26,10 @@ import warnings
 
 import torch
 
+from harness.api import BestOnValidation
 from harness.llm import Policy
 
-from .loop import rollout, validate_every
+from .loop import rollout, stopper, validate_every
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 COMMON = dict(bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=True,
@@ -37,18 +38,32 @@ COMMON = dict(bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=True
               max_grad_norm=1.0, dataloader_num_workers=0)
 
 
-def _callback(ctx, policy: Policy, data, every: int, total: int, mu: int = 1):
+def _callback(ctx, policy: Policy, data, every: int, total: int, mu: int = 1,
+              best: BestOnValidation | None = None):
     """Curves in rollout batches (trl's ``global_step`` counts optimiser steps: μ per
-    rollout batch), so every method's curve has the same x axis."""
+    rollout batch), so every method's curve has the same x axis. With ``best`` (the arm's
+    ``early_stop``), each evaluation feeds it and trl stops when its patience runs out;
+    the caller restores the best weights after ``train()``."""
     from transformers import TrainerCallback
 
     class Curves(TrainerCallback):
-        """Validation accuracy every ``every`` rollout batches and trl's own logs as curves."""
+        """Validation every ``every`` rollout batches (and after the last one), early
+        stopping, and trl's own logs as curves."""
+
+        def _evaluate(self, batches: int, control, model) -> None:
+            value = validate_every(ctx, policy, data, batches, every, batches == total)
+            if best is not None and value is not None and best.update(value, batches, model):
+                control.should_training_stop = True
+
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            self._evaluate(0, control, model or policy.model)
 
         def on_step_begin(self, args, state, control, **kw):
-            if state.global_step % mu == 0:
-                validate_every(ctx, policy, data, state.global_step // mu, every, False)
             policy.model.train()
+
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step % mu == 0:  # a rollout batch's μ steps are done
+                self._evaluate(state.global_step // mu, control, model or policy.model)
 
         def on_log(self, args, state, control, logs=None, **kw):
             keep = {k.replace("/", "_"): float(v) for k, v in (logs or {}).items()
@@ -56,10 +71,15 @@ def _callback(ctx, policy: Policy, data, every: int, total: int, mu: int = 1):
             if keep:
                 ctx.log_metrics({f"trl_{k}": v for k, v in keep.items()}, state.global_step)
 
-        def on_train_end(self, args, state, control, **kw):
-            validate_every(ctx, policy, data, total, every, True)
-
     return Curves()
+
+
+def _finish(trainer, policy: Policy, best: BestOnValidation | None) -> Policy:
+    """The trained policy: trl's last weights, or the best on validation (``early_stop``)."""
+    if best is not None:
+        best.restore(trainer.model)
+    policy.model = trainer.model.eval()
+    return policy
 
 
 def _quiet(trainer) -> None:
@@ -104,15 +124,16 @@ def train_grpo(policy: Policy, data, p, ctx) -> Policy:
                       epsilon=0.2, scale_rewards="group", seed=ctx.seed, shuffle_dataset=True,
                       **COMMON)
     train = _prompt_dataset(data, p.steps * p.prompts_per_step, ctx.seed)
+    best = stopper(p)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer = GRPOTrainer(model=policy.model, reward_funcs=[_reward_fn(data)], args=args,
                               train_dataset=train, processing_class=policy.tokenizer,
-                              callbacks=[_callback(ctx, policy, data, p.eval_every, p.steps, mu)])
+                              callbacks=[_callback(ctx, policy, data, p.eval_every, p.steps, mu,
+                                                   best)])
         _quiet(trainer)
         trainer.train()
-    policy.model = trainer.model.eval()
-    return policy
+    return _finish(trainer, policy, best)
 
 
 def _replay_online_dpo(mu: int):
@@ -156,16 +177,16 @@ def train_online_dpo(policy: Policy, data, p, ctx) -> Policy:
     # μ dataloader batches per rollout batch; the replayed ones are drawn but not used
     train = _prompt_dataset(data, p.steps * mu * prompts_per_step, ctx.seed)
     ref = policy.init_model
+    best = stopper(p)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer = _replay_online_dpo(mu)(
             model=policy.model, ref_model=ref, reward_funcs=[_reward_fn(data)], args=args,
             train_dataset=train, processing_class=policy.tokenizer,
-            callbacks=[_callback(ctx, policy, data, p.eval_every, p.steps, mu)])
+            callbacks=[_callback(ctx, policy, data, p.eval_every, p.steps, mu, best)])
         _quiet(trainer)
         trainer.train()
-    policy.model = trainer.model.eval()
-    return policy
+    return _finish(trainer, policy, best)
 
 
 def offline_pairs(policy: Policy, data, p, ctx) -> list[dict]:
@@ -208,5 +229,4 @@ def train_offline_dpo(policy: Policy, data, p, ctx) -> Policy:
                              callbacks=[_callback(ctx, policy, data, p.eval_every, p.steps)])
         _quiet(trainer)
         trainer.train()
-    policy.model = trainer.model.eval()
-    return policy
+    return _finish(trainer, policy, None)
