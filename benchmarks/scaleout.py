@@ -3,6 +3,14 @@ in one process, one after another: wall-time ratios and whether every metric is 
 
     OMP_NUM_THREADS=1 python benchmarks/scaleout.py            # 10 cells on ml-100k
     OMP_NUM_THREADS=1 python benchmarks/scaleout.py --scale 3  # cells 3x as long
+    OMP_NUM_THREADS=1 python benchmarks/scaleout.py --modes cli-sequential,cli-jobs2
+
+The ``cli-*`` modes time the whole ``bench run GRID -q [--jobs 2]`` command as a user
+runs it (a new process: interpreter start, imports, the registry, then the grid), so the
+driver's own start-up is in both numbers and ``--jobs``'s prestarted worker (spawned at
+the top of ``bench run``) can overlap it; they are compared with ``cli-sequential``. The
+in-process modes (``sequential``, ``jobs2``, ``ray2``) call ``run_suite`` in this
+process, whose imports are already paid, so they time the grid alone.
 
 Every mode writes to its own new SQLite store under a temporary folder and starts from the
 same warm split cache (the split is made before the first timing), so the wall times
@@ -51,8 +59,43 @@ def _load(tmp: Path):
     return suite, cells, registry
 
 
+def _store_metrics(uri: str) -> list:
+    """(method, seed, sorted ranking metrics) of every finished cell run in a store."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(GRID["suite"])
+    rows = []
+    for r in client.search_runs([exp.experiment_id], max_results=1000):
+        if r.data.tags.get("bench.status") == "finished" and "bench.method" in r.data.tags:
+            rows.append((r.data.tags["bench.method"], r.data.tags["bench.seed"],
+                         sorted((k, v) for k, v in r.data.metrics.items()
+                                if k.startswith(("ndcg", "recall")))))
+    return sorted(rows)
+
+
+def run_cli(mode: str, tmp: Path) -> dict:
+    """The whole ``bench run`` command in a new process, as a user runs it."""
+    import subprocess
+
+    uri = f"sqlite:///{tmp / f'{mode}-{time.time_ns()}.db'}"
+    cmd = [sys.executable, "-m", "harness.cli", "run", str(tmp / "grid.yaml"), "-q",
+           "--tracking-uri", uri] + (["--jobs", "2"] if mode == "cli-jobs2" else [])
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise SystemExit(f"{mode}: bench run exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return {"mode": mode, "wall_s": wall, "sum_train_s": float("nan"), "load_before": load0,
+            "load_after": os.getloadavg()[0], "metrics": _store_metrics(uri)}
+
+
 def run_mode(mode: str, suite, cells, registry, tmp: Path, cache: Path) -> dict:
     from harness.runner import run_suite
+
+    if mode.startswith("cli-"):
+        return run_cli(mode, tmp)
 
     kwargs = {"sequential": {}, "jobs2": {"jobs": 2},
               "ray2": {"jobs": 2, "executor": "ray"}}[mode]
@@ -98,14 +141,15 @@ def main() -> None:
                 rows.append(row)
                 print(f"round {round_} {mode:<10} wall {row['wall_s']:7.1f} s  "
                       f"(load {row['load_before']:.1f} -> {row['load_after']:.1f})", flush=True)
-    base = {r["round"]: r for r in rows if r["mode"] == "sequential"}
+    base = {(r["round"], r["mode"].startswith("cli-")): r for r in rows
+            if r["mode"] in ("sequential", "cli-sequential")}
     print(f"\n{len(cells)} cells ({', '.join(m['name'] for m in GRID['methods'])} x "
           f"{len(GRID['seeds'])} seeds on ml-100k), OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
           f"{os.cpu_count()} cores\n")
     print("| round | mode | wall s | ratio to sequential | metrics identical to sequential |")
     print("|---|---|---|---|---|")
     for r in rows:
-        seq = base.get(r["round"])
+        seq = base.get((r["round"], r["mode"].startswith("cli-")))
         ratio = f"{r['wall_s'] / seq['wall_s']:.2f}" if seq else "-"
         same = ("yes" if seq and r["metrics"] == seq["metrics"] else
                 "-" if not seq else "NO")

@@ -155,12 +155,25 @@ def run(suite: Path = typer.Argument(..., help="suite YAML file"),
                                                     "process's RUNNING cell is taken over "
                                                     "(default: $BENCH_STALE_AFTER or 300)")):
     """Run a suite's grid (methods x datasets x seeds) and log every cell to MLflow."""
-    from .runner import Interrupted, run_suite
-
     if executor not in ("local", "ray"):
         _fail(f"--executor '{executor}': choose local or ray.")
     if address and executor != "ray":
         _fail("--address joins a Ray cluster; add --executor ray.")
+    from .executors.local import discard_prestarted, prestart_workers
+
+    if executor == "local" and jobs > 1 and not dry_run:
+        prestart_workers(jobs, threads)  # their start-up overlaps the driver's, from here
+    try:
+        _run(suite, force, tracking_uri, quiet, only, set_, dry_run, jobs, executor, address,
+             threads, stale_after)
+    finally:
+        discard_prestarted()  # the run ended before its grid started: no idle workers left
+
+
+def _run(suite, force, tracking_uri, quiet, only, set_, dry_run, jobs, executor, address,
+         threads, stale_after) -> None:
+    from .runner import Interrupted, run_suite
+
     registry = _registry()
     suite_obj, cells = _load(suite, registry, set_, only)
     cells = _tuned(suite_obj, cells, registry)  # best params from `bench tune`, if tuned

@@ -133,3 +133,29 @@ def test_jobs_2_runs_one_cell_in_the_driver_and_one_in_a_single_worker(runtime_p
     pids = {int(pid) for pid, _ in ran}
     assert len(pids) == 2 and os.getpid() in pids, ran
     assert {threads for _, threads in ran} == {"1"}
+
+
+def test_bench_run_prestarts_its_workers_and_the_run_adopts_them():
+    """`bench run --jobs N` spawns its N - 1 workers before loading anything (their start-up
+    overlaps the driver's); the run's executor takes over that pool instead of spawning
+    another, and a pool no run adopted is killed."""
+    from harness.executors.local import (_PRESTARTED, PoolExecutor, discard_prestarted,
+                                         prestart_workers)
+
+    prestart_workers(2, threads=1)
+    pool = _PRESTARTED[(1, 1)]
+    spawned = list(pool._processes.values())
+    assert len(spawned) == 1
+    executor = PoolExecutor(2, threads=1, registry=object())
+    try:
+        assert executor._pool is pool and not _PRESTARTED
+    finally:
+        executor.shutdown(kill=True)
+    prestart_workers(3, threads=1)
+    idle = list(_PRESTARTED[(2, 1)]._processes.values())
+    assert len(idle) == 2
+    discard_prestarted()
+    for proc in idle:
+        proc.join(10)
+        assert not proc.is_alive()
+    assert not _PRESTARTED

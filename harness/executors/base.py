@@ -68,6 +68,29 @@ def configure_worker(sys_path: list[str], threads: Optional[int]) -> None:
         torch.set_num_threads(threads)
 
 
+def warm_up_worker() -> None:
+    """Pay a worker process's one-time costs before its first cell rather than inside it:
+    importing torch (and torch._dynamo, which the first optimiser loads), MLflow's
+    tracking store, ranx's metric kernels and numba's cached typed-list builder, and the
+    plugin registry. None of it draws a random number or touches a store, so a cell's
+    metrics are the same; a failure here is left for the cell to report."""
+    try:
+        import torch
+
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        import numpy as np
+        import ranx.metrics  # noqa: F401
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+        from .. import runner  # noqa: F401
+        from ..typed_rows import split_rows
+
+        split_rows(np.zeros((1, 2)), np.array([0, 1]))
+        _worker_registry()
+    except Exception:
+        pass
+
+
 def _worker_registry() -> Any:
     if "registry" not in _STATE:
         from ..registry import Registry

@@ -25,7 +25,7 @@ import sys
 import threading
 from typing import Any, Optional
 
-from .base import CellJob, CellOutcome, configure_worker, execute_job
+from .base import CellJob, CellOutcome, configure_worker, execute_job, warm_up_worker
 
 
 def available_cores() -> int:
@@ -76,6 +76,53 @@ def _init_worker(sys_path: list[str], threads: int) -> None:
         except OSError:
             pass
     configure_worker(sys_path, threads)
+    warm_up_worker()
+
+
+def _spawned() -> None:
+    """A no-op task: submitting one per worker makes the pool start them all now."""
+
+
+#: pools started by :func:`prestart_workers`, keyed by (workers, threads), not yet adopted
+_PRESTARTED: dict[tuple[int, int], cf.ProcessPoolExecutor] = {}
+
+
+def _spawn_pool(workers: int, threads: int) -> cf.ProcessPoolExecutor:
+    return cf.ProcessPoolExecutor(max_workers=workers,
+                                  mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_init_worker,
+                                  initargs=(list(sys.path), threads))
+
+
+def prestart_workers(jobs: int, threads: Optional[int] = None) -> None:
+    """Start (and warm: :func:`~harness.executors.base.warm_up_worker`) the N - 1 worker
+    processes of ``--jobs N`` now, before the driver has loaded anything.
+
+    Why: a spawned worker's start-up (imports, the registry, loaded kernels) is several
+    seconds the worker spends before its first cell; begun here, at the top of ``bench
+    run``, it overlaps the driver's own start-up (the same imports, reading the suite,
+    preparing the datasets) instead of following it. The :class:`PoolExecutor` of the run
+    adopts the pool; :func:`discard_prestarted` kills one nobody adopted (the run failed
+    before its grid started)."""
+    workers = jobs - 1
+    if workers < 1:
+        return
+    t = threads_per_job(jobs, threads)
+    if (workers, t) in _PRESTARTED:
+        return
+    pool = _spawn_pool(workers, t)
+    for _ in range(workers):
+        pool.submit(_spawned)
+    _PRESTARTED[(workers, t)] = pool
+
+
+def discard_prestarted() -> None:
+    """Kill the workers of every prestarted pool no run adopted."""
+    while _PRESTARTED:
+        _, pool = _PRESTARTED.popitem()
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _run(job: CellJob) -> CellOutcome:
@@ -98,10 +145,8 @@ class PoolExecutor:
         self._pool = self._new_pool() if self.workers else None
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(max_workers=self.workers,
-                                      mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_init_worker,
-                                      initargs=(list(sys.path), self.threads))
+        adopted = _PRESTARTED.pop((self.workers, self.threads), None)
+        return adopted if adopted is not None else _spawn_pool(self.workers, self.threads)
 
     def submit(self, job: CellJob) -> cf.Future:
         job.threads = self.threads
