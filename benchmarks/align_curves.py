@@ -10,7 +10,9 @@ method; per-step training metrics smoothed over a 20-step window; a preference r
 stopped early is held at its last value) and prints a markdown
 table of final metrics as mean ± std over seeds (the std is one stability figure), plus
 accuracy by difficulty and, for reasoning suites, the max drawdown of the validation
-accuracy curve (largest drop below its running best, mean over seeds: the other one).
+curve (the suite's valid metric; largest drop below its running best, mean over seeds:
+the other one). With early stopping a run's curve ends where it stopped; a step's mean is
+over the runs that reached it.
 """
 from __future__ import annotations
 
@@ -39,6 +41,14 @@ def kind_of(suite: str) -> str:
         if suite == kind or suite.startswith(kind + "-"):
             return kind
     raise SystemExit(f"unknown suite '{suite}': expected one of {sorted(CURVES)} (or NAME-*)")
+
+
+def valid_curve(runs) -> str:
+    """The validation curve the runs logged: ``valid_<the suite's valid_metric>``
+    (sampled accuracy on the arithmetic and K&K suites, greedy accuracy on older runs)."""
+    logged = {k for r in runs for k in r.metrics}
+    return next((k for k in ("valid_accuracy_sampled", "valid_accuracy") if k in logged),
+                "valid_accuracy")
 
 
 def smooth(values: list[float], window: int) -> list[float]:
@@ -74,7 +84,8 @@ def main() -> None:
     client, runs = experiment_runs(a.tracking_uri, a.suite)
     methods = list(dict.fromkeys(r.method for r in runs))
     kind = kind_of(a.suite)
-    names = CURVES[kind]
+    valid = valid_curve(runs)
+    names = [valid if n == "valid_accuracy" else n for n in CURVES[kind]]
     fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5))
     means: dict[tuple[str, str], dict[int, float]] = {}
     colors = plt.get_cmap("tab20").colors
@@ -120,7 +131,7 @@ def main() -> None:
             cells.append(", ".join(sorted({r.tags.get("bench.tuned_params", "–") for r in rs})))
         elif extra:
             cells.append(mean_std([max_drawdown([p.value for p in sorted(
-                client.get_metric_history(r.run_id, "valid_accuracy"), key=lambda p: p.step)])
+                client.get_metric_history(r.run_id, valid), key=lambda p: p.step)])
                 for r in rs], 3, "n/a"))
         print(f"| {m} | {len(rs)} | " + " | ".join(cells) + " |")
     name = names[0]
