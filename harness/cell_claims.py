@@ -32,7 +32,7 @@ SETTLE_S = 1.0
 @dataclass
 class Claim:
     state: str                  # claimed | finished | busy
-    run_id: str = ""
+    run_id: str = ""            # the claimed run, or the finished run found
     metrics: dict[str, float] = field(default_factory=dict)
     holder: str = ""
 
@@ -57,7 +57,8 @@ def claim_cell(tracker: Tracker, cell_hash: str, name: str, tags: dict[str, str]
             done = [r for r in runs if _status(r) == "finished"]
             if done:
                 tracker.delete_run(run_id)
-                return Claim("finished", metrics=dict(done[-1].data.metrics))
+                return Claim("finished", run_id=done[-1].info.run_id,
+                             metrics=dict(done[-1].data.metrics))
         live = [r for r in runs if r.info.status == "RUNNING"
                 and (r.info.run_id == run_id or tracker.is_live(r, stale_after))]
         first = min(live, key=lambda r: (r.info.start_time, r.info.run_id))
@@ -75,7 +76,8 @@ def _inspect(tracker: Tracker, cell_hash: str, stale_after: float, force: bool,
     if not force:
         done = [r for r in runs if _status(r) == "finished"]
         if done:
-            return Claim("finished", metrics=dict(done[-1].data.metrics))
+            return Claim("finished", run_id=done[-1].info.run_id,
+                         metrics=dict(done[-1].data.metrics))
     for r in runs:
         if r.info.status != "RUNNING":
             continue

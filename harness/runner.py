@@ -222,6 +222,16 @@ def _signals_raise() -> Iterator[None]:
             signal.signal(sig, h)
 
 
+def _record_tuning(tracker: Any, run_id: str, cell: Cell) -> None:
+    """A finished run found by a tuned run (``bench tune --then-run``) whose tuned config
+    is the one it already ran (same hash: the search chose the params it had) gets the
+    tuning's tags, so the board shows the search that chose it instead of "untuned"."""
+    tuning = {k: v for k, v in getattr(cell, "tags", {}).items()
+              if k.startswith(("bench.tuning_", "bench.tuned_"))}
+    if run_id and tuning:
+        tracker.tag_run(run_id, tuning)
+
+
 def cell_hash(cell: Cell, split_id: str, registry: Registry) -> str:
     """A cell's identity for resume (and the hash `bench run --dry-run` lists): its resolved
     config, split id and every plugin it uses, with versions."""
@@ -306,6 +316,7 @@ def run_suite(suite: Suite, cells: list[Cell], registry: Registry, *, force: boo
                     h, tags = cell_tags(cell, dataset, registry)
                     got = claim_cell(tracker, h, cell.run_name, tags, parent_id, stale_after, force)
                     if got.state == "finished":
+                        _record_tuning(tracker, got.run_id, cell)
                         results[i] = CellResult(cell, "skipped", _metric_names(got.metrics),
                                                 cell_hash=h)
                         if progress:

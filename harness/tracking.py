@@ -263,6 +263,10 @@ class Tracker:
             self.client.set_tag(run_id, k, v)
         self.client.set_terminated(run_id, TERMINAL[status])
 
+    def tag_run(self, run_id: str, tags: dict[str, str]) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(run_id, k, v)
+
     def end_parent(self, run_id: str, status: str) -> None:
         self.client.set_tag(run_id, STATUS_TAG, status)
         self.client.set_terminated(run_id, TERMINAL[status])

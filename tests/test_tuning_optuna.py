@@ -267,3 +267,31 @@ def test_grid_resume_retries_a_failed_point_instead_of_repeating_a_finished_one(
     trials = _study(suite, cells[0], storage).trials
     finished = sorted(t.params["quality"] for t in trials if t.state.name == "COMPLETE")
     assert finished == [0.1, 0.2, 0.3], [(t.state.name, t.params, t.system_attrs) for t in trials]
+
+
+def test_a_finished_cell_whose_tuned_params_are_its_own_gets_the_tuning_tags(env, tracking):
+    """`bench run` first, `bench tune --then-run` after: when the search chooses the params
+    a finished cell already ran (same hash), the cell is not run again and its run is
+    tagged with the tuning, so the board shows the search, not "untuned"."""
+    from harness.runner import run_suite
+    from harness.tracking import Tracker
+
+    reg, _, tmp = env
+    raw = _suite("retag", [{"name": "curve", "label": "g", "params": {"quality": 0.8},
+                            "search": {"quality": {"choice": [0.8]}}}], trials=1,
+                 sampler="grid")
+    suite, cells = validate_suite(raw, reg)
+    first = run_suite(suite, cells, reg, tracking_uri=tracking, cache_dir=tmp)
+    assert [r.status for r in first] == ["finished", "finished"]
+    tracker = Tracker(tracking, "retag")
+    cell_runs = "tags.`bench.kind` = 'cell'"
+    runs = tracker.client.search_runs([tracker.experiment_id], cell_runs)
+    assert not any("bench.tuning_trials" in r.data.tags for r in runs)
+    suite, cells, storage, _ = _tune(reg, raw, tmp, tracking)
+    tuned = tuned_cells(suite, cells, reg, storage=storage)
+    again = run_suite(suite, tuned, reg, tracking_uri=tracking, cache_dir=tmp)
+    assert [r.status for r in again] == ["skipped", "skipped"]
+    runs = tracker.client.search_runs([tracker.experiment_id], cell_runs)
+    assert len(runs) == 2
+    assert {r.data.tags["bench.tuning_trials"] for r in runs} == {"1"}
+    assert {r.data.tags["bench.tuned_params"] for r in runs} == {'{"quality": 0.8}'}
