@@ -96,9 +96,10 @@ class HeldOutPositives:
         items = getattr(negatives, "items", negatives)
         if not isinstance(items, torch.Tensor):
             return 0, 0
+        from .blocks.negatives import slot_owners
+
         items = items.cpu()
-        flat_users = users.cpu().reshape(-1, *([1] * (items.dim() - 1))).expand_as(items)
-        hit = self.positives.contains(flat_users.reshape(-1), items.reshape(-1))
+        hit = self.positives.contains(slot_owners(users.cpu(), items), items.reshape(-1))
         return int(hit.sum()), int(items.numel())
 
     def count_batches(self, batches: list[tuple[torch.Tensor, Any]]) -> tuple[int, int]:

@@ -259,8 +259,7 @@ class Tracker:
 
     def end_run(self, run_id: str, status: str, extra_tags: Optional[dict[str, str]] = None) -> None:
         """Set ``bench.status`` and the MLflow status together (they must agree)."""
-        for k, v in {STATUS_TAG: status, **(extra_tags or {})}.items():
-            self.client.set_tag(run_id, k, v)
+        self.tag_run(run_id, {STATUS_TAG: status, **(extra_tags or {})})
         self.client.set_terminated(run_id, TERMINAL[status])
 
     def tag_run(self, run_id: str, tags: dict[str, str]) -> None:

@@ -11,6 +11,12 @@ import scipy.sparse as sp
 import torch
 
 
+def slot_owners(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """The user of every slot of ``items`` (``[B]`` or ``[B, n, ...]``, one row per user),
+    flattened in row-major order like ``items.reshape(-1)``."""
+    return users.reshape(-1, *([1] * (items.dim() - 1))).expand(items.shape).reshape(-1)
+
+
 class PositiveSet:
     """(user, item) membership of a CSR matrix.
 
@@ -51,7 +57,7 @@ class PositiveSet:
         """
         items = items.clone()
         flat = items.view(-1)
-        owners = users.reshape(-1, *([1] * (items.dim() - 1))).expand(items.shape).reshape(-1)
+        owners = slot_owners(users, items)
         slots = self.contains(owners, flat).nonzero().squeeze(1)
         for _ in range(max_rounds):
             if len(slots) == 0:
