@@ -616,10 +616,25 @@ def new_plugin(name: str = typer.Argument(..., help="distribution name, e.g. my-
                   f"  bench run {folder / 'suite.yaml'}", highlight=False)
 
 
-def main() -> None:  # pragma: no cover - console entry
-    app()
+def main() -> None:
+    """The ``bench`` console command: the typer app, ending without the interpreter's
+    teardown (:mod:`harness.process_exit`; about 1.7 s saved on every command)."""
+    from .process_exit import set_exit_status, skip_teardown
+
+    skip_teardown()  # before the commands import torch, MLflow and ranx
+    try:
+        app()
+    except SystemExit as stop:
+        set_exit_status(stop.code)
+        raise
+    except KeyboardInterrupt:
+        set_exit_status(130)
+        raise
+    except BaseException:  # the traceback is printed on the way out, status 1
+        set_exit_status(1)
+        raise
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    app()
+    main()

@@ -277,6 +277,19 @@ def run_suite(suite: Suite, cells: list[Cell], registry: Registry, *, force: boo
     Ray); results come back in the suite's cell order whatever order they finished in.
     SIGINT/SIGTERM mark the held runs KILLED and raise :class:`Interrupted`.
     """
+    from .executors.local import discard_prestarted, prestart_workers
+
+    if executor == "local" and jobs > 1:
+        prestart_workers(jobs, threads)  # their start-up overlaps opening the store
+    try:
+        return _run_grid(suite, cells, registry, force, tracking_uri, progress, cache_dir,
+                         jobs, executor, address, threads, stale_after, poll)
+    finally:
+        discard_prestarted()  # the grid never started (e.g. the store failed): kill them
+
+
+def _run_grid(suite, cells, registry, force, tracking_uri, progress, cache_dir, jobs,
+              executor, address, threads, stale_after, poll) -> list[CellResult]:
     from .cell_claims import Heartbeat, claim_cell
     from .executors import CellJob, make_executor
     from .tracking import Tracker, stale_after_default

@@ -2,6 +2,8 @@
 alone (issue 14)."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from harness.testing import tiny_suite
@@ -156,6 +158,36 @@ def test_bench_run_prestarts_its_workers_and_the_run_adopts_them():
     assert len(idle) == 2
     discard_prestarted()
     for proc in idle:
-        proc.join(10)
+        # the pool's own thread may reap the killed worker first; is_alive() then reads
+        # the exit status it recorded, a moment later
+        deadline = time.monotonic() + 10
+        while proc.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert not proc.is_alive()
     assert not _PRESTARTED
+
+
+def test_run_suite_prestarts_its_workers_and_kills_them_when_the_store_fails(
+        workdir, write_suite, registry, monkeypatch):
+    """run_suite with --jobs starts its workers before opening the store (their start-up
+    overlaps it); when the store cannot be used no grid starts, and no worker is left."""
+    from harness.executors import local
+    from harness.stores import StoreError
+
+    workers = []
+    discard = local.discard_prestarted
+
+    def note_then_discard():
+        for pool in local._PRESTARTED.values():
+            workers.extend(pool._processes.values())
+        discard()
+
+    monkeypatch.setattr(local, "discard_prestarted", note_then_discard)
+    suite, cells = load_suite(write_suite(_grid()), registry)
+    with pytest.raises(StoreError):
+        run_suite(suite, cells, registry, tracking_uri="nosuchscheme://x", jobs=2, threads=1)
+    assert len(workers) == 1 and not local._PRESTARTED  # started before the store, dropped
+    deadline = time.monotonic() + 10
+    while workers[0].is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not workers[0].is_alive()
