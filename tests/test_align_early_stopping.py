@@ -9,15 +9,10 @@ import torch
 import plugins.trpa as trpa
 import plugins.trpa.loop as loop
 import plugins.trpa.trl_baselines as trl_baselines
+from align_fixtures import ONLINE, run_arithmetic_arms
 from harness.api import BestOnValidation
-from harness.registry import Registry
-from harness.runner import run_suite
-from harness.suite import validate_suite
 
 torch.set_num_threads(1)
-LLM = {"layers": 1, "dim": 32, "heads": 2, "ffn_mult": 2, "max_positions": 160,
-       "sft_steps": 10, "sft_batch_size": 16}
-ONLINE = ("trpa", "trl_grpo", "trl_online_dpo")
 
 
 def _scripted_validation(monkeypatch, values: list[float]) -> list[int]:
@@ -54,21 +49,9 @@ def _weights_equal_start(monkeypatch) -> dict[str, bool]:
 
 
 def _run(tmp_path, methods, **over):
-    params = {"steps": 6, "prompts_per_step": 2, "samples_per_prompt": 4, "max_new_tokens": 16,
-              "updates_per_batch": 2, "eval_every": 1, "patience": 2, "lr": 1e-2, "llm": LLM,
+    params = {"steps": 6, "updates_per_batch": 2, "eval_every": 1, "patience": 2, "lr": 1e-2,
               **over}
-    raw = {"suite": "align-early-stop",
-           "datasets": [{"name": "arithmetic",
-                         "params": {"n_train": 16, "n_valid": 2, "n_test": 2, "eval_samples": 1,
-                                    "max_new_tokens": 16}}],
-           "methods": [{"name": m, "params": params} for m in methods],
-           "seeds": [0], "metrics": ["accuracy"], "valid_metric": "accuracy"}
-    reg = Registry()
-    suite, cells = validate_suite(raw, reg)
-    results = run_suite(suite, cells, reg, tracking_uri=f"sqlite:///{tmp_path}/m.db",
-                        cache_dir=tmp_path)
-    assert [r.status for r in results] == ["finished"] * len(methods), [r.error for r in results]
-    return {r.cell.method.name: r.metrics for r in results}
+    return run_arithmetic_arms(tmp_path, methods, params, "align-early-stop")
 
 
 @pytest.mark.parametrize("method", ONLINE)

@@ -6,31 +6,14 @@ steps (torch's global step hook, so trl's and accelerate's steps count too) and
 import pytest
 import torch
 
-from harness.registry import Registry
-from harness.runner import run_suite
-from harness.suite import validate_suite
+from align_fixtures import ONLINE, run_arithmetic_arms
 
 torch.set_num_threads(1)
-LLM = {"layers": 1, "dim": 32, "heads": 2, "ffn_mult": 2, "max_positions": 160,
-       "sft_steps": 10, "sft_batch_size": 16}
-ONLINE = ("trpa", "trl_grpo", "trl_online_dpo")
 
 
 def _run(tmp_path, mu: int, eval_every: int = 0, valid_metric: str = "accuracy"):
-    params = {"steps": 2, "prompts_per_step": 2, "samples_per_prompt": 4, "max_new_tokens": 16,
-              "updates_per_batch": mu, "eval_every": eval_every, "lr": 1e-3, "llm": LLM}
-    raw = {"suite": f"equal-updates-{mu}",
-           "datasets": [{"name": "arithmetic",
-                         "params": {"n_train": 16, "n_valid": 2, "n_test": 2, "eval_samples": 1,
-                                    "max_new_tokens": 16}}],
-           "methods": [{"name": m, "params": params} for m in ONLINE],
-           "seeds": [0], "metrics": ["accuracy"], "valid_metric": valid_metric}
-    reg = Registry()
-    suite, cells = validate_suite(raw, reg)
-    results = run_suite(suite, cells, reg, tracking_uri=f"sqlite:///{tmp_path}/m.db",
-                        cache_dir=tmp_path)
-    assert [r.status for r in results] == ["finished"] * len(ONLINE), [r.error for r in results]
-    return {r.cell.method.name: r.metrics for r in results}
+    params = {"steps": 2, "updates_per_batch": mu, "eval_every": eval_every, "lr": 1e-3}
+    return run_arithmetic_arms(tmp_path, ONLINE, params, f"equal-updates-{mu}", valid_metric)
 
 
 @pytest.mark.parametrize("mu", [1, 3])
