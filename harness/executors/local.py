@@ -2,18 +2,20 @@
 
 ``--jobs N`` runs one cell at a time in the driver process itself (a thread; the driver
 only waits otherwise) and N - 1 in spawned worker processes. A spawned worker first pays
-a fixed start-up (importing torch, MLflow and ranx, loading ranx's compiled kernels:
-about 5 CPU seconds), so with one worker fewer the grid's cells start at once on every
-core instead of after that start-up (2 idle cores, cells of 2.6 s: 0.75x -> 0.68x of the
-sequential wall time; cells of 6.5 s: 0.58x; ``benchmarks/scaleout.py``). The driver's cell runs
-exactly as a sequential run's does (same code, same registry), so its metrics are the
-same bits.
+a fixed start-up (importing torch, torch._dynamo, MLflow and ranx: about 5.5 CPU
+seconds), so the driver, which has paid it already, takes a slot, and the workers are
+started before the driver opens its store (``bench run``: before it imports anything), so
+their start-up overlaps the driver's. On 2 idle cores, ``--jobs 2`` takes 0.56x the
+sequential wall time for cells of ~5.5 s and 0.55-0.65x for cells of ~2.7 s
+(``benchmarks/scaleout.py``). The driver's cell runs exactly as a sequential run's does
+(same code, same registry), so its metrics are the same bits.
 
 The pool uses the ``spawn`` start method (torch's thread pools do not survive ``fork``),
 gives every worker ``cores // N`` torch threads unless told otherwise, ignores Ctrl-C in
-the workers (the driver decides what an interrupt means) and, on Linux, has the kernel
-kill a worker when its driver dies, so a SIGKILLed driver leaves no worker writing into
-a run that a restarted driver has already taken over.
+the workers (the driver decides what an interrupt means), on Linux has the kernel kill a
+worker when its driver dies, so a SIGKILLed driver leaves no worker writing into a run
+that a restarted driver has already taken over, and lets an idle worker told to stop end
+without its interpreter's teardown (:mod:`harness.process_exit`).
 """
 from __future__ import annotations
 
