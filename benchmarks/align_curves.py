@@ -12,7 +12,10 @@ table of final metrics as mean ± std over seeds (the std is one stability figur
 accuracy by difficulty and, for reasoning suites, the max drawdown of the validation
 curve (the suite's valid metric; largest drop below its running best, mean over seeds:
 the other one). With early stopping a run's curve ends where it stopped; a step's mean is
-over the runs that reached it.
+over the runs that reached it. Runs that logged the KL to their start at each validation
+(``valid_kl_init``: sampled validation, since 2026-12-03) get its curve and a by-step
+table too: the KL of arms at equal rollout batches, which the final ``kl_init`` of
+early-stopped runs is not.
 """
 from __future__ import annotations
 
@@ -86,6 +89,8 @@ def main() -> None:
     kind = kind_of(a.suite)
     valid = valid_curve(runs)
     names = [valid if n == "valid_accuracy" else n for n in CURVES[kind]]
+    if any("valid_kl_init" in r.metrics for r in runs):  # the KL to the start, per evaluation
+        names.insert(1, "valid_kl_init")
     fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5))
     means: dict[tuple[str, str], dict[int, float]] = {}
     colors = plt.get_cmap("tab20").colors
@@ -134,16 +139,18 @@ def main() -> None:
                 client.get_metric_history(r.run_id, valid), key=lambda p: p.step)])
                 for r in rs], 3, "n/a"))
         print(f"| {m} | {len(rs)} | " + " | ".join(cells) + " |")
-    name = names[0]
-    steps = sorted({s for m in methods for s in means.get((m, name), {})})
-    stride = max(1, len(steps) // 7)
-    show = [s for k, s in enumerate(steps) if k % stride == 0 or s == steps[-1]]
-    print(f"\n{name}, mean over seeds, by step:\n")
-    print("| method | " + " | ".join(f"step {s}" for s in show) + " |")
-    print("|---|" + "---|" * len(show))
-    for m in methods:
-        cur = means.get((m, name), {})
-        print(f"| {m} | " + " | ".join(f"{cur[s]:.3f}" if s in cur else "" for s in show) + " |")
+    # the validation curve, and the KL to the start at equal rollout batches when logged
+    for name in [n for n in names if n == names[0] or n == "valid_kl_init"]:
+        steps = sorted({s for m in methods for s in means.get((m, name), {})})
+        stride = max(1, len(steps) // 7)
+        show = [s for k, s in enumerate(steps) if k % stride == 0 or s == steps[-1]]
+        print(f"\n{name}, mean over seeds (of the runs that reached the step), by step:\n")
+        print("| method | " + " | ".join(f"step {s}" for s in show) + " |")
+        print("|---|" + "---|" * len(show))
+        for m in methods:
+            cur = means.get((m, name), {})
+            print(f"| {m} | " + " | ".join(f"{cur[s]:.3f}" if s in cur else "" for s in show)
+                  + " |")
 
 
 if __name__ == "__main__":

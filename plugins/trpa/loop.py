@@ -35,16 +35,28 @@ def log_rollout_stats(ctx, policy: Policy, step: int, grades, extra: dict) -> No
             policy.log(k, step, stats[k])
 
 
+#: figures a sampled validation pass computes anyway, logged beside the validation metric
+#: as curves: the KL to the start at every evaluation, so arms that early stopping ended at
+#: different lengths can be compared at equal rollout batches
+VALID_CURVES = ("kl_init",)
+
+
 def validate_every(ctx, policy: Policy, data, step: int, every: int, last: bool) -> float | None:
     """The suite's validation metric on the validation problems (never test) after ``step``
-    rollout batches, as a convergence curve; None when no evaluation is due."""
+    rollout batches, as a convergence curve (with :data:`VALID_CURVES` when the pass
+    computed them); None when no evaluation is due."""
     if not every or not (step % every == 0 or last):
         return None
     policy.model.eval()
     with not_a_rollout(policy.model):
-        value = ctx.validate(policy, data)
+        scores = ctx.score(policy, data, "valid", [ctx.valid_metric]).metrics
+    value = scores[ctx.valid_metric]
     ctx.report("valid_" + ctx.valid_metric, value, step)
     policy.log("valid_" + ctx.valid_metric, step, value)
+    for name in VALID_CURVES:
+        if name in scores and name != ctx.valid_metric:
+            ctx.log_metrics({"valid_" + name: scores[name]}, step)
+            policy.log("valid_" + name, step, scores[name])
     return value
 
 
