@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("suite", help="suite name: preference, reasoning, or reasoning-*")
     ap.add_argument("--tracking-uri", default="sqlite:///.bench_cache/mlflow-align.db")
     ap.add_argument("--out", default="leaderboards")
+    ap.add_argument("--baseline", help="method the others are tested against at equal "
+                    "batches (default: the first method of the store)")
     a = ap.parse_args()
     import matplotlib
     matplotlib.use("Agg")
@@ -151,6 +153,47 @@ def main() -> None:
             cur = means.get((m, name), {})
             print(f"| {m} | " + " | ".join(f"{cur[s]:.3f}" if s in cur else "" for s in show)
                   + " |")
+    if "valid_kl_init" in names:
+        at_equal_batches(client, runs, methods, "valid_kl_init", a.baseline or methods[0])
+
+
+def at_equal_batches(client, runs, methods: list[str], name: str, baseline: str) -> None:
+    """``name`` at the last evaluation every run reached (early stopping ends runs at
+    different lengths; this compares them at the same rollout batches): mean ± std over
+    seeds per method, and each method against ``baseline`` by the seed-paired t-test,
+    Holm-corrected over the methods."""
+    from harness.significance import holm, seed_paired_test
+
+    curves = {(r.method, r.seed): {p.step: p.value
+                                   for p in client.get_metric_history(r.run_id, name)}
+              for r in runs}
+    if not curves or not all(curves.values()):
+        return
+    step = min(max(c) for c in curves.values())
+    if any(step not in c for c in curves.values()):
+        return  # the runs were not evaluated on one common grid
+    value = {m: {seed: c[step] for (mm, seed), c in curves.items() if mm == m} for m in methods}
+    others = [m for m in methods if m != baseline]
+    raw = [seed_paired_test(value[baseline], value[m]) for m in others]
+    ok = [p for p in raw if p == p]
+    adjusted = iter(holm(ok)) if ok else iter(())
+    print(f"\n{name} at rollout batch {step}, the last evaluation every run reached "
+          f"(mean ± std over seeds; seed-paired t-test against {baseline}, Holm over "
+          f"{len(ok)} comparison(s)):\n")
+    print("| method | seeds | value | Δ vs baseline | Holm p |")
+    print("|---|---|---|---|---|")
+    for m in methods:
+        v = value[m]
+        cells = [m, str(len(v)), mean_std(list(v.values()), 3, "n/a")]
+        if m == baseline:
+            cells += ["–", "–"]
+        else:
+            p = raw[others.index(m)]
+            shared = sorted(set(v) & set(value[baseline]))
+            delta = (statistics.mean(v[s] - value[baseline][s] for s in shared) if shared
+                     else float("nan"))
+            cells += [f"{delta:+.3f}", f"{next(adjusted):.3g}" if p == p else "n/a"]
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
