@@ -121,13 +121,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modes", default="sequential,jobs2,ray2")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of all modes (interleaved)")
-    ap.add_argument("--scale", type=int, default=1, help="multiply every cell's epoch budget "
-                    "(longer cells amortise the workers' start-up)")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every cell's epoch "
+                    "budget (longer cells amortise the workers' start-up)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "scaleout-results.json"))
     args = ap.parse_args()
     for m in GRID["methods"]:
-        m["params"]["epochs"] *= args.scale
-        m["params"]["patience"] *= args.scale
+        m["params"]["epochs"] = round(m["params"]["epochs"] * args.scale)
+        m["params"]["patience"] = round(m["params"]["patience"] * args.scale)
     modes = args.modes.split(",")
     with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as t:
         tmp = Path(t)

@@ -5,9 +5,9 @@ only waits otherwise) and N - 1 in spawned worker processes. A spawned worker fi
 a fixed start-up (importing torch, torch._dynamo, MLflow and ranx: about 5.5 CPU
 seconds), so the driver, which has paid it already, takes a slot, and the workers are
 started before the driver opens its store (``bench run``: before it imports anything), so
-their start-up overlaps the driver's. On 2 idle cores, ``--jobs 2`` takes 0.56x the
-sequential wall time for cells of ~5.5 s and 0.55-0.65x for cells of ~2.7 s
-(``benchmarks/scaleout.py``). The driver's cell runs exactly as a sequential run's does
+their start-up overlaps the driver's. On 2 idle cores, a whole ``bench run --jobs 2``
+takes 0.56x the sequential command's wall time for cells of ~5.5 s, 0.59x for ~4 s and
+0.64x for ~2.7 s (``benchmarks/scaleout.py``). The driver's cell runs exactly as a sequential run's does
 (same code, same registry), so its metrics are the same bits.
 
 The pool uses the ``spawn`` start method (torch's thread pools do not survive ``fork``),
