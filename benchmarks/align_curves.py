@@ -20,6 +20,7 @@ early-stopped runs is not.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 from collections import defaultdict
@@ -87,6 +88,13 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     client, runs = experiment_runs(a.tracking_uri, a.suite)
+
+    @functools.lru_cache(maxsize=None)
+    def history(run_id: str, name: str) -> dict[int, float]:
+        """A run's logged curve {step: value}, read from the store once (the plot, the
+        drawdown column and the equal-batches table all use it)."""
+        return {p.step: p.value for p in client.get_metric_history(run_id, name)}
+
     methods = list(dict.fromkeys(r.method for r in runs))
     kind = kind_of(a.suite)
     valid = valid_curve(runs)
@@ -100,8 +108,7 @@ def main() -> None:
         ax.set_prop_cycle(color=colors[:max(len(methods), 1)])
         for m in methods:
             per_step = defaultdict(list)
-            curves = [{p.step: p.value for p in client.get_metric_history(r.run_id, name)}
-                      for r in runs if r.method == m]
+            curves = [history(r.run_id, name) for r in runs if r.method == m]
             if kind == "preference":  # an early-stopped run stays where it stopped
                 grid = sorted({s for c in curves for s in c})
                 curves = [hold_last(c, grid) for c in curves if c]
@@ -137,9 +144,8 @@ def main() -> None:
         if kind == "preference":  # the tuned values the runs used (the board shows them too)
             cells.append(", ".join(sorted({r.tags.get("bench.tuned_params", "–") for r in rs})))
         elif extra:
-            cells.append(mean_std([max_drawdown([p.value for p in sorted(
-                client.get_metric_history(r.run_id, valid), key=lambda p: p.step)])
-                for r in rs], 3, "n/a"))
+            cells.append(mean_std([max_drawdown([v for _, v in sorted(
+                history(r.run_id, valid).items())]) for r in rs], 3, "n/a"))
         print(f"| {m} | {len(rs)} | " + " | ".join(cells) + " |")
     # the validation curve, and the KL to the start at equal rollout batches when logged
     for name in [n for n in names if n == names[0] or n == "valid_kl_init"]:
@@ -154,32 +160,29 @@ def main() -> None:
             print(f"| {m} | " + " | ".join(f"{cur[s]:.3f}" if s in cur else "" for s in show)
                   + " |")
     if "valid_kl_init" in names:
-        at_equal_batches(client, runs, methods, "valid_kl_init", a.baseline or methods[0])
+        at_equal_batches(history, runs, methods, "valid_kl_init", a.baseline or methods[0])
 
 
-def at_equal_batches(client, runs, methods: list[str], name: str, baseline: str) -> None:
+def at_equal_batches(history, runs, methods: list[str], name: str, baseline: str) -> None:
     """``name`` at the last evaluation every run reached (early stopping ends runs at
     different lengths; this compares them at the same rollout batches): mean ± std over
     seeds per method, and each method against ``baseline`` by the seed-paired t-test,
     Holm-corrected over the methods."""
     from harness.significance import holm, seed_paired_test
 
-    curves = {(r.method, r.seed): {p.step: p.value
-                                   for p in client.get_metric_history(r.run_id, name)}
-              for r in runs}
+    curves = {(r.method, r.seed): history(r.run_id, name) for r in runs}
     if not curves or not all(curves.values()):
         return
     step = min(max(c) for c in curves.values())
     if any(step not in c for c in curves.values()):
         return  # the runs were not evaluated on one common grid
     value = {m: {seed: c[step] for (mm, seed), c in curves.items() if mm == m} for m in methods}
-    others = [m for m in methods if m != baseline]
-    raw = [seed_paired_test(value[baseline], value[m]) for m in others]
-    ok = [p for p in raw if p == p]
-    adjusted = iter(holm(ok)) if ok else iter(())
+    raw = {m: seed_paired_test(value[baseline], value[m]) for m in methods if m != baseline}
+    tested = [m for m, p in raw.items() if p == p]  # nan: too few shared seeds
+    adjusted = dict(zip(tested, holm([raw[m] for m in tested]))) if tested else {}
     print(f"\n{name} at rollout batch {step}, the last evaluation every run reached "
           f"(mean ± std over seeds; seed-paired t-test against {baseline}, Holm over "
-          f"{len(ok)} comparison(s)):\n")
+          f"{len(tested)} comparison(s)):\n")
     print("| method | seeds | value | Δ vs baseline | Holm p |")
     print("|---|---|---|---|---|")
     for m in methods:
@@ -188,11 +191,10 @@ def at_equal_batches(client, runs, methods: list[str], name: str, baseline: str)
         if m == baseline:
             cells += ["–", "–"]
         else:
-            p = raw[others.index(m)]
             shared = sorted(set(v) & set(value[baseline]))
             delta = (statistics.mean(v[s] - value[baseline][s] for s in shared) if shared
                      else float("nan"))
-            cells += [f"{delta:+.3f}", f"{next(adjusted):.3g}" if p == p else "n/a"]
+            cells += [f"{delta:+.3f}", f"{adjusted[m]:.3g}" if m in adjusted else "n/a"]
         print("| " + " | ".join(cells) + " |")
 
 
