@@ -7,8 +7,8 @@ seconds), so the driver, which has paid it already, takes a slot, and the worker
 started before the driver opens its store (``bench run``: before it imports anything), so
 their start-up overlaps the driver's. On 2 idle cores, a whole ``bench run --jobs 2``
 takes 0.56x the sequential command's wall time for cells of ~5.5 s, 0.59x for ~4 s and
-0.64x for ~2.7 s (``benchmarks/scaleout.py``). The driver's cell runs exactly as a sequential run's does
-(same code, same registry), so its metrics are the same bits.
+0.64x for ~2.7 s (``benchmarks/scaleout.py``). The driver's cell runs exactly as a
+sequential run's does (same code, same registry), so its metrics are the same bits.
 
 The pool uses the ``spawn`` start method (torch's thread pools do not survive ``fork``),
 gives every worker ``cores // N`` torch threads unless told otherwise, ignores Ctrl-C in
